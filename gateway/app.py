@@ -1,0 +1,53 @@
+"""The FastAPI application: ``create_app(settings)`` wires routers, errors, middleware and the database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from gateway.auth.routes import router as auth_router
+from gateway.clinic_api.routes import router as clinic_router
+from gateway.core.config import Settings, get_settings
+from gateway.core.errors import install_error_handlers
+from gateway.db.engine import make_engine
+from gateway.db.migrate import upgrade
+from gateway.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+
+DESCRIPTION = """
+FHIR R4 gateway for ketamine-assisted psychotherapy (KAP) clinics.
+
+* **Clinic records API** (`/api/v1`): clinics push patients, sessions, doses, vitals, assessments and
+  adverse events as JSON, addressed by their own ids. `PUT` is an idempotent upsert.
+* **Authorization** (`/auth/token`): OAuth 2.0 client credentials; every token is bound to one clinic.
+"""
+
+
+def create_app(settings: Settings | None = None, *, migrate_sqlite: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    engine = make_engine(settings)
+    if migrate_sqlite and settings.is_sqlite:
+        upgrade(engine)  # the embedded default upgrades itself; PostgreSQL is upgraded by `db upgrade`
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(title="KAP FHIR Gateway", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.engine = engine
+    install_error_handlers(app)
+    app.include_router(auth_router)
+    app.include_router(clinic_router)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness and database check")
+    def healthz() -> dict[str, str]:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,237 @@
+"""/api/v1: the clinic records API (DESIGN §4). Routes parse, call one service, return."""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Body, Path, Query, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from gateway.clinic_api import services
+from gateway.clinic_api.examples import RECORD_EXAMPLES, VALIDATION_ERROR_EXAMPLE
+from gateway.core.errors import RecordValidationError, field_error, pydantic_errors
+from gateway.db.tables import RecordRow
+from gateway.deps import ClinicDep, SessionDep, SettingsDep
+from mappings.records import EXTERNAL_ID_PATTERN, RECORD_KINDS, RecordKind, RecordModel
+
+router = APIRouter(prefix="/api/v1", tags=["clinic records"])
+
+ExternalIdPath = Annotated[
+    str, Path(pattern=EXTERNAL_ID_PATTERN, description="the clinic's own id of the record")
+]
+
+
+class ErrorDetail(BaseModel):
+    detail: Any = Field(
+        description="a message, or for 422 a list of {loc, msg, type} naming each failing field"
+    )
+
+
+class RecordEnvelope(BaseModel):
+    kind: str
+    id: str
+    record: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    outcome: services.Outcome | None = Field(
+        default=None, description="what a PUT did: created, updated, unchanged"
+    )
+
+
+class RecordPage(BaseModel):
+    items: list[RecordEnvelope]
+    next_after: str | None = Field(description="pass as ?after= for the next page; null on the last page")
+
+
+class BatchEntryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: RecordKind
+    id: Annotated[str, Field(pattern=EXTERNAL_ID_PATTERN)]
+    record: dict[str, Any]
+
+
+class BatchResult(BaseModel):
+    created: int
+    updated: int
+    unchanged: int
+    results: list[dict[str, str]]
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorDetail, "description": "missing, invalid or expired bearer token"},
+    403: {"model": ErrorDetail, "description": "the token is not a clinic records token"},
+    413: {"model": ErrorDetail, "description": "request body larger than KAPGW_MAX_BODY_BYTES"},
+    422: {
+        "model": ErrorDetail,
+        "description": "invalid record; each failing field is named by its loc path",
+        "content": {"application/json": {"example": VALIDATION_ERROR_EXAMPLE}},
+    },
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorDetail, "description": "no such record in this clinic"}
+}
+
+
+def envelope(row: RecordRow, outcome: services.Outcome | None = None) -> RecordEnvelope:
+    return RecordEnvelope(
+        kind=row.kind,
+        id=row.external_id,
+        record=row.data,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        outcome=outcome,
+    )
+
+
+def _add_kind_routes(kind: str, model: type[RecordModel]) -> None:
+    example_id, example = RECORD_EXAMPLES[kind]
+    name = kind.replace("-", "_")
+
+    @router.put(
+        f"/{kind}/{{external_id}}",
+        response_model=RecordEnvelope,
+        operation_id=f"put_{name}",
+        summary=f"Create or update a {kind[:-1]} record (idempotent)",
+        responses={201: {"model": RecordEnvelope, "description": "created"}, **ERRORS},
+        description="Upsert by the clinic's id. The same body twice changes nothing (200, outcome "
+        "`unchanged`). References name other records by their ids and must exist.",
+    )
+    def put(
+        external_id: ExternalIdPath,
+        clinic: ClinicDep,
+        session: SessionDep,
+        settings: SettingsDep,
+        response: Response,
+        record: Annotated[model, Body(openapi_examples={"example": {"value": example}})],
+    ) -> RecordEnvelope:  # type: ignore[valid-type]
+        result = services.put_record(
+            session, settings, clinic=clinic, kind=kind, external_id=external_id, model=record
+        )
+        if result.outcome is services.Outcome.created:
+            response.status_code = status.HTTP_201_CREATED
+        return envelope(result.row, result.outcome)
+
+    @router.get(
+        f"/{kind}/{{external_id}}",
+        response_model=RecordEnvelope,
+        operation_id=f"get_{name}",
+        summary=f"Read a {kind[:-1]} record",
+        responses={**ERRORS, **NOT_FOUND},
+    )
+    def get(external_id: ExternalIdPath, clinic: ClinicDep, session: SessionDep) -> RecordEnvelope:
+        return envelope(services.get_record(session, clinic=clinic, kind=kind, external_id=external_id))
+
+    @router.delete(
+        f"/{kind}/{{external_id}}",
+        status_code=204,
+        operation_id=f"delete_{name}",
+        summary=f"Delete a {kind[:-1]} record",
+        description="Marks the record's FHIR resources entered-in-error. 409 while other records "
+        "still reference it.",
+        responses={**ERRORS, **NOT_FOUND, 409: {"model": ErrorDetail, "description": "still referenced"}},
+    )
+    def delete(external_id: ExternalIdPath, clinic: ClinicDep, session: SessionDep) -> Response:
+        services.delete_record(session, clinic=clinic, kind=kind, external_id=external_id)
+        return Response(status_code=204)
+
+    @router.get(
+        f"/{kind}",
+        response_model=RecordPage,
+        operation_id=f"list_{name}",
+        summary=f"List {kind} records in id order (keyset paging)",
+        responses=ERRORS,
+    )
+    def list_kind(
+        clinic: ClinicDep,
+        session: SessionDep,
+        after: Annotated[str | None, Query(pattern=EXTERNAL_ID_PATTERN)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        patient_id: Annotated[str | None, Query(pattern=EXTERNAL_ID_PATTERN)] = None,
+    ) -> RecordPage:
+        rows = services.list_records(
+            session, clinic=clinic, kind=kind, after=after, limit=limit, patient_id=patient_id
+        )
+        return RecordPage(
+            items=[envelope(r) for r in rows], next_after=rows[-1].external_id if len(rows) == limit else None
+        )
+
+    put.__doc__ = f"example id: {example_id}"
+
+
+for _kind, _model in RECORD_KINDS.items():
+    _add_kind_routes(_kind, _model)
+
+
+BATCH_EXAMPLE = [
+    {"kind": k, "id": RECORD_EXAMPLES[k][0], "record": RECORD_EXAMPLES[k][1]}
+    for k in ("patients", "practitioners", "sessions", "doses")
+]
+_BATCH_SCHEMA = {
+    "type": "array",
+    "items": BatchEntryIn.model_json_schema(ref_template="#/components/schemas/{model}"),
+}
+
+
+@router.post(
+    "/batch",
+    response_model=BatchResult,
+    operation_id="post_batch",
+    summary="Write many records at once, all or nothing",
+    description="A JSON array (`application/json`) or NDJSON (`application/x-ndjson`, one entry per "
+    "line) of `{kind, id, record}` in dependency order (patients before sessions before "
+    "doses). Every entry is checked; if any fails, nothing is written and the 422 names "
+    "each failing entry as `body.<index>...`.",
+    responses=ERRORS,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": _BATCH_SCHEMA, "example": BATCH_EXAMPLE},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def post_batch(
+    request: Request, clinic: ClinicDep, session: SessionDep, settings: SettingsDep
+) -> BatchResult:
+    entries = parse_batch_body(
+        await request.body(), request.headers.get("content-type", ""), max_records=settings.max_batch_records
+    )
+    results = await run_in_threadpool(services.run_batch, session, settings, clinic=clinic, entries=entries)
+    counts = {o: sum(1 for r in results if r.outcome is o) for o in services.Outcome}
+    return BatchResult(
+        created=counts[services.Outcome.created],
+        updated=counts[services.Outcome.updated],
+        unchanged=counts[services.Outcome.unchanged],
+        results=[{"kind": r.row.kind, "id": r.row.external_id, "outcome": r.outcome} for r in results],
+    )
+
+
+def parse_batch_body(body: bytes, content_type: str, *, max_records: int) -> list[services.BatchEntry]:
+    try:
+        if content_type.startswith(("application/x-ndjson", "application/ndjson")):
+            raw = [orjson.loads(line) for line in body.splitlines() if line.strip()]
+        else:
+            raw = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise RecordValidationError(
+            [field_error(["body"], f"invalid JSON: {error.msg}", "json_invalid")]
+        ) from None
+    if not isinstance(raw, list):
+        raise RecordValidationError(
+            [field_error(["body"], "expected an array of {kind, id, record}", "list_type")]
+        )
+    if len(raw) > max_records:
+        raise RecordValidationError(
+            [field_error(["body"], f"at most {max_records} records per batch", "too_long")]
+        )
+    try:
+        entries = _BATCH_ADAPTER.validate_python(raw)
+    except ValidationError as error:
+        raise RecordValidationError(pydantic_errors(error.errors(), prefix=("body",))) from None
+    return [services.BatchEntry(e.kind, e.id, e.record) for e in entries]
+
+
+_BATCH_ADAPTER = TypeAdapter(list[BatchEntryIn])

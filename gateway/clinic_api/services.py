@@ -1,0 +1,280 @@
+"""Clinic records use cases: upsert, read, list, delete and all-or-nothing batches (DESIGN §3, §4).
+
+Each use case runs in one transaction and commits once: the record row and (through
+``gateway.store``) its FHIR resources are written together, or nothing is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from sqlmodel import Session
+
+from gateway.core.config import Settings
+from gateway.core.errors import (
+    ConflictError,
+    NotFoundError,
+    RecordValidationError,
+    field_error,
+    pydantic_errors,
+)
+from gateway.db.repositories import records as record_repo
+from gateway.db.tables import RecordRow, utcnow
+from gateway.store import records as record_store
+from mappings.records import RECORD_KINDS, DoseRecord, RecordModel, SessionKind
+
+
+class Outcome(StrEnum):
+    created = "created"
+    updated = "updated"
+    unchanged = "unchanged"
+
+
+@dataclass(frozen=True)
+class ClinicScope:
+    """The clinic a call acts for (from the bearer token)."""
+
+    pk: int
+    slug: str
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    outcome: Outcome
+    row: RecordRow
+
+
+def canonical_json(model: RecordModel) -> tuple[dict[str, Any], str]:
+    """The record as stored (no nulls, sorted keys) and its SHA-256, for no-op detection."""
+    data = model.model_dump(mode="json", exclude_none=True)
+    digest = hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return data, digest
+
+
+def parse_record(kind: str, body: Any, *, loc: tuple[str | int, ...] = ("body",)) -> RecordModel:
+    try:
+        return RECORD_KINDS[kind].model_validate(body)
+    except ValidationError as error:
+        raise RecordValidationError(pydantic_errors(error.errors(), prefix=loc)) from None
+
+
+@dataclass
+class _References:
+    """Looks up referenced records once per use case (a batch may reference its own earlier entries)."""
+
+    session: Session
+    clinic: ClinicScope
+    cache: dict[tuple[str, str], RecordRow | None] = field(default_factory=dict)
+
+    def get(self, kind: str, external_id: str) -> RecordRow | None:
+        key = (kind, external_id)
+        if key not in self.cache:
+            found = record_repo.live_records(
+                self.session, clinic_pk=self.clinic.pk, kind=kind, external_ids=[external_id]
+            )
+            self.cache[key] = found.get(external_id)
+        return self.cache[key]
+
+    def remember(self, row: RecordRow) -> None:
+        self.cache[(row.kind, row.external_id)] = None if row.deleted_at else row
+
+
+def _check_references(
+    model: RecordModel, refs: _References, settings: Settings, loc: tuple[str | int, ...]
+) -> tuple[str | None, list[dict[str, Any]]]:
+    """Checks what needs the database or settings; returns the record's patient and the errors."""
+    errors: list[dict[str, Any]] = []
+    found: dict[str, RecordRow] = {}
+    for name, target_kind in model.references.items():
+        value = getattr(model, name)
+        if value is None:
+            continue
+        row = refs.get(target_kind, value)
+        if row is None:
+            errors.append(
+                field_error([*loc, name], f"no {target_kind} record with id {value!r}", "reference_missing")
+            )
+        else:
+            found[name] = row
+    patient = getattr(model, model.patient_field) if model.patient_field else None
+    if isinstance(model, DoseRecord):
+        if model.dose_mg > settings.max_dose_mg:
+            errors.append(
+                field_error(
+                    [*loc, "dose_mg"],
+                    f"dose_mg exceeds the configured ceiling of {settings.max_dose_mg:g} mg",
+                    "dose_ceiling",
+                )
+            )
+        if "session_id" in found:
+            session_row = found["session_id"]
+            patient = session_row.patient_external_id
+            if session_row.data.get("kind") != SessionKind.dosing:
+                errors.append(
+                    field_error([*loc, "session_id"], "doses belong to dosing sessions", "session_kind")
+                )
+    for name, row in found.items():  # everything a record links to belongs to the same patient
+        if patient is not None and row.kind != "practitioners" and row.patient_external_id != patient:
+            errors.append(field_error([*loc, name], f"{name} belongs to another patient", "patient_mismatch"))
+    return patient, errors
+
+
+def _write(
+    session: Session,
+    settings: Settings,
+    refs: _References,
+    *,
+    kind: str,
+    external_id: str,
+    model: RecordModel,
+    loc: tuple[str | int, ...],
+    now: datetime,
+) -> tuple[WriteResult | None, list[dict]]:
+    patient, errors = _check_references(model, refs, settings, loc)
+    if errors:
+        return None, errors
+    if kind == "patients":
+        patient = external_id
+    data, digest = canonical_json(model)
+    row = record_repo.get_record(session, clinic_pk=refs.clinic.pk, kind=kind, external_id=external_id)
+    if row is not None and row.deleted_at is None and row.content_hash == digest:
+        return WriteResult(Outcome.unchanged, row), []
+    if row is None:
+        row = record_repo.add_record(
+            session,
+            row=RecordRow(
+                clinic_pk=refs.clinic.pk,
+                kind=kind,
+                external_id=external_id,
+                patient_external_id=patient,
+                data=data,
+                content_hash=digest,
+                created_at=now,
+                updated_at=now,
+            ),
+        )
+        outcome = Outcome.created
+    else:
+        row.data, row.content_hash, row.updated_at = data, digest, now
+        row.patient_external_id, row.deleted_at = patient, None
+        session.add(row)
+        outcome = Outcome.updated
+    session.flush()
+    refs.remember(row)
+    record_store.write_record_resources(
+        session, clinic_pk=refs.clinic.pk, clinic_slug=refs.clinic.slug, row=row, model=model, now=now
+    )
+    return WriteResult(outcome, row), []
+
+
+def put_record(
+    session: Session,
+    settings: Settings,
+    *,
+    clinic: ClinicScope,
+    kind: str,
+    external_id: str,
+    model: RecordModel,
+) -> WriteResult:
+    refs = _References(session, clinic)
+    result, errors = _write(
+        session, settings, refs, kind=kind, external_id=external_id, model=model, loc=("body",), now=utcnow()
+    )
+    if errors:
+        session.rollback()
+        raise RecordValidationError(errors)
+    assert result is not None
+    if result.outcome is not Outcome.unchanged:
+        session.commit()
+    return result
+
+
+def get_record(session: Session, *, clinic: ClinicScope, kind: str, external_id: str) -> RecordRow:
+    row = record_repo.get_record(session, clinic_pk=clinic.pk, kind=kind, external_id=external_id)
+    if row is None or row.deleted_at is not None:
+        raise NotFoundError(f"no {kind} record with id {external_id!r}")
+    return row
+
+
+def list_records(
+    session: Session, *, clinic: ClinicScope, kind: str, after: str | None, limit: int, patient_id: str | None
+) -> list[RecordRow]:
+    return record_repo.list_records(
+        session, clinic_pk=clinic.pk, kind=kind, after=after, limit=limit, patient_id=patient_id
+    )
+
+
+def _dependents(kind: str) -> dict[str, list[str]]:
+    """field name -> record kinds that reference ``kind`` through it."""
+    out: dict[str, list[str]] = {}
+    for other_kind, model in RECORD_KINDS.items():
+        for name, target in model.references.items():
+            if target == kind:
+                out.setdefault(name, []).append(other_kind)
+    return out
+
+
+def delete_record(session: Session, *, clinic: ClinicScope, kind: str, external_id: str) -> None:
+    row = get_record(session, clinic=clinic, kind=kind, external_id=external_id)
+    for name, kinds in _dependents(kind).items():
+        blocking = record_repo.referencing_records(
+            session, clinic_pk=clinic.pk, field=name, kinds=kinds, external_id=external_id
+        )
+        if blocking:
+            names = ", ".join(f"{r.kind}/{r.external_id}" for r in blocking)
+            raise ConflictError(f"{kind}/{external_id} is referenced by {names}; delete those first")
+    now = utcnow()
+    row.deleted_at = row.updated_at = now
+    session.add(row)
+    session.flush()
+    record_store.delete_record_resources(session, clinic_pk=clinic.pk, row=row, now=now)
+    session.commit()
+
+
+@dataclass(frozen=True)
+class BatchEntry:
+    kind: str
+    id: str
+    record: Mapping[str, Any]
+
+
+def run_batch(
+    session: Session, settings: Settings, *, clinic: ClinicScope, entries: Iterable[BatchEntry]
+) -> list[WriteResult]:
+    """All-or-nothing: every entry is checked; any error rolls the whole batch back (422 lists them all)."""
+    refs = _References(session, clinic)
+    results: list[WriteResult] = []
+    errors: list[dict[str, Any]] = []
+    now = utcnow()
+    seen: set[tuple[str, str]] = set()
+    for index, entry in enumerate(entries):
+        loc: tuple[str | int, ...] = ("body", index, "record")
+        if (entry.kind, entry.id) in seen:
+            errors.append(
+                field_error(["body", index, "id"], "the same record appears twice in the batch", "duplicate")
+            )
+            continue
+        seen.add((entry.kind, entry.id))
+        try:
+            model = parse_record(entry.kind, entry.record, loc=loc)
+        except RecordValidationError as error:
+            errors.extend(error.detail)
+            continue
+        result, entry_errors = _write(
+            session, settings, refs, kind=entry.kind, external_id=entry.id, model=model, loc=loc, now=now
+        )
+        errors.extend(entry_errors)
+        if result is not None:
+            results.append(result)
+    if errors:
+        session.rollback()
+        raise RecordValidationError(errors)
+    session.commit()
+    return results

@@ -1,0 +1,65 @@
+"""The one Settings class: environment variables with the ``KAPGW_`` prefix (pydantic-settings)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_TOKEN_SIGNING_SECRET = "change-me-dev-only-token-secret"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KAPGW_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    #: SQLAlchemy URL; the embedded default is a SQLite file under ./data/
+    database_url: str = "sqlite:///./data/kap-gateway.db"
+    #: public base URL of this gateway (FHIR base is BASE_URL + /fhir)
+    base_url: str = "http://127.0.0.1:8000"
+    #: base of the identifier systems the gateway mints: <IDENTIFIER_BASE>/<clinic>/<kind>
+    identifier_base: str = "https://kap-gateway.example.org/id"
+    access_token_lifetime_seconds: int = Field(default=3600, ge=60, le=86400)
+    refresh_token_lifetime_seconds: int = Field(default=86400 * 30, ge=300)
+    #: requests with a larger body are refused with 413
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    #: doses above this are refused (a typo guard, not a clinical rule)
+    max_dose_mg: float = Field(default=800.0, gt=0)
+    #: records in one POST /api/v1/batch
+    max_batch_records: int = Field(default=5000, ge=1)
+    #: pepper mixed into hashes of client secrets and tokens
+    token_signing_secret: SecretStr = SecretStr(DEFAULT_TOKEN_SIGNING_SECRET)
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @model_validator(mode="after")
+    def _no_default_secrets_in_production(self) -> Settings:
+        if self.env == "production":
+            if self.token_signing_secret.get_secret_value() == DEFAULT_TOKEN_SIGNING_SECRET:
+                raise ValueError("KAPGW_TOKEN_SIGNING_SECRET must be set in production")
+            if self.base_url.startswith("http://") and "127.0.0.1" not in self.base_url:
+                raise ValueError("KAPGW_BASE_URL must be https in production")
+        return self
+
+    @property
+    def fhir_base_url(self) -> str:
+        return self.base_url.rstrip("/") + "/fhir"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def sqlite_path(self) -> Path | None:
+        """The database file of a file-backed SQLite URL, else None."""
+        prefix = "sqlite:///"
+        if not self.database_url.startswith(prefix) or ":memory:" in self.database_url:
+            return None
+        return Path(self.database_url[len(prefix) :].split("?", 1)[0])
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

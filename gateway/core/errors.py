@@ -1,0 +1,216 @@
+"""One error model. Services raise these; ``install_error_handlers`` turns them into responses:
+
+* clinic API (``/api``): ``{"detail": ...}`` as FastAPI does, 422 with a ``loc`` path per failing field;
+* FHIR API (``/fhir``): an ``OperationOutcome`` with ``application/fhir+json`` (medplum outcomes.ts style);
+* OAuth endpoints: RFC 6749 §5.2 error JSON.
+
+A 500 carries "internal error" and the request id only: never exception text, never PHI.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mappings.records import ITEM_ERRORS
+
+log = logging.getLogger(__name__)
+
+FHIR_JSON = "application/fhir+json"
+
+
+class GatewayError(Exception):
+    status_code = 400
+
+    def __init__(self, detail: Any, *, status_code: int | None = None, headers: dict[str, str] | None = None):
+        super().__init__(detail if isinstance(detail, str) else "gateway error")
+        self.detail = detail
+        if status_code is not None:
+            self.status_code = status_code
+        self.headers = headers
+
+
+class NotFoundError(GatewayError):
+    status_code = 404
+
+
+class ConflictError(GatewayError):
+    status_code = 409
+
+
+class PayloadTooLargeError(GatewayError):
+    status_code = 413
+
+
+class UnauthorizedError(GatewayError):
+    status_code = 401
+
+    def __init__(self, detail: str = "missing or invalid bearer token", *, error: str = "invalid_token"):
+        super().__init__(detail, headers={"WWW-Authenticate": f'Bearer error="{error}"'})
+
+
+class ForbiddenError(GatewayError):
+    status_code = 403
+
+
+class RecordValidationError(GatewayError):
+    """422 with FastAPI's error list: each entry names the failing field as a ``loc`` path."""
+
+    status_code = 422
+
+    def __init__(self, errors: Sequence[dict[str, Any]]):
+        super().__init__(list(errors))
+
+
+def field_error(loc: Sequence[str | int], msg: str, type_: str = "value_error") -> dict[str, Any]:
+    return {"loc": list(loc), "msg": msg, "type": type_}
+
+
+def pydantic_errors(errors: Sequence[Any], prefix: Sequence[str | int] = ()) -> list[dict[str, Any]]:
+    """Pydantic error dicts -> JSON-safe entries with a full ``loc`` and no echo of the input (PHI)."""
+    out: list[dict[str, Any]] = []
+    for error in errors:
+        loc = [*prefix, *error["loc"]]
+        ctx = error.get("ctx") or {}
+        if ITEM_ERRORS in ctx:  # one entry per bad item answer: items.<key>
+            out.extend(field_error([*loc, key], message, "item_answer") for key, message in ctx[ITEM_ERRORS])
+            continue
+        out.append(field_error(loc, error["msg"], error["type"]))
+    return out
+
+
+class OAuthError(Exception):
+    """RFC 6749 §5.2 error response."""
+
+    def __init__(self, error: str, description: str, *, status_code: int = 400):
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status_code = status_code
+
+
+class FhirError(Exception):
+    """An error on /fhir, rendered as an OperationOutcome."""
+
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        diagnostics: str,
+        *,
+        expression: Sequence[str] = (),
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(diagnostics)
+        self.status_code = status_code
+        self.code = code
+        self.diagnostics = diagnostics
+        self.expression = list(expression)
+        self.headers = headers
+
+    def outcome(self) -> dict[str, Any]:
+        issue: dict[str, Any] = {"severity": "error", "code": self.code, "diagnostics": self.diagnostics}
+        if self.expression:
+            issue["expression"] = self.expression
+        return {"resourceType": "OperationOutcome", "issue": [issue]}
+
+
+def not_found(resource_type: str, resource_id: str) -> FhirError:
+    return FhirError(404, "not-found", f"{resource_type}/{resource_id} is not known")
+
+
+def bad_request(diagnostics: str, *, expression: Sequence[str] = ()) -> FhirError:
+    return FhirError(400, "invalid", diagnostics, expression=expression)
+
+
+def forbidden(diagnostics: str = "the token's scopes do not allow this") -> FhirError:
+    return FhirError(403, "forbidden", diagnostics)
+
+
+def gone(resource_type: str, resource_id: str) -> FhirError:
+    return FhirError(410, "deleted", f"{resource_type}/{resource_id} was deleted")
+
+
+def precondition_failed(diagnostics: str) -> FhirError:
+    return FhirError(412, "conflict", diagnostics)
+
+
+def too_many_requests(retry_after: int) -> FhirError:
+    return FhirError(429, "throttled", "too many requests", headers={"Retry-After": str(retry_after)})
+
+
+def _is_fhir(request: Request) -> bool:
+    return request.url.path.startswith("/fhir")
+
+
+def _fhir_response(error: FhirError) -> Response:
+    return Response(
+        orjson.dumps(error.outcome()),
+        status_code=error.status_code,
+        media_type=FHIR_JSON,
+        headers=error.headers,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(GatewayError)
+    async def _gateway_error(request: Request, exc: GatewayError) -> Response:
+        if _is_fhir(request):
+            code = {401: "login", 403: "forbidden", 404: "not-found", 409: "conflict", 413: "too-long"}.get(
+                exc.status_code, "invalid"
+            )
+            text = exc.detail if isinstance(exc.detail, str) else "invalid request"
+            return _fhir_response(FhirError(exc.status_code, code, text, headers=exc.headers))
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(FhirError)
+    async def _fhir_error(_request: Request, exc: FhirError) -> Response:
+        return _fhir_response(exc)
+
+    @app.exception_handler(OAuthError)
+    async def _oauth_error(_request: Request, exc: OAuthError) -> Response:
+        headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+        if exc.status_code == 401:
+            headers["WWW-Authenticate"] = 'Basic realm="kap-gateway"'
+        return JSONResponse(
+            {"error": exc.error, "error_description": exc.description},
+            status_code=exc.status_code,
+            headers=headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_validation(request: Request, exc: RequestValidationError) -> Response:
+        errors = pydantic_errors(exc.errors())
+        if _is_fhir(request):
+            text = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+            return _fhir_response(bad_request(text))
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if _is_fhir(request):
+            code = (
+                "not-found"
+                if exc.status_code == 404
+                else "not-supported"
+                if exc.status_code == 405
+                else "invalid"
+            )
+            return _fhir_response(FhirError(exc.status_code, code, str(exc.detail), headers=exc.headers))
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> Response:
+        request_id = getattr(request.state, "request_id", "-")
+        log.error("unhandled error", extra={"error_type": type(exc).__name__}, exc_info=exc)
+        text = f"internal error (request id {request_id})"
+        if _is_fhir(request):
+            return _fhir_response(FhirError(500, "exception", text))
+        return JSONResponse({"detail": text}, status_code=500)

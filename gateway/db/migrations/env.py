@@ -1,0 +1,20 @@
+"""Alembic environment: the engine comes from ``gateway.db.migrate`` (config.attributes)."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlmodel import SQLModel
+
+import gateway.db.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+config = context.config
+engine = config.attributes["engine"]
+
+with engine.begin() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=SQLModel.metadata,
+        render_as_batch=True,  # SQLite ALTER TABLE support
+        compare_type=True,
+    )
+    context.run_migrations()

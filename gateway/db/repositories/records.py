@@ -1,0 +1,77 @@
+"""Clinic records: one table for every kind, keyed by (clinic, kind, external id)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlmodel import Session, col, select
+
+from gateway.db.tables import RecordRow
+
+
+def get_record(session: Session, *, clinic_pk: int, kind: str, external_id: str) -> RecordRow | None:
+    return session.exec(
+        select(RecordRow).where(
+            RecordRow.clinic_pk == clinic_pk, RecordRow.kind == kind, RecordRow.external_id == external_id
+        )
+    ).first()
+
+
+def live_records(
+    session: Session, *, clinic_pk: int, kind: str, external_ids: Iterable[str]
+) -> dict[str, RecordRow]:
+    """The records of ``kind`` that exist and are not deleted, by external id."""
+    ids = sorted(set(external_ids))
+    if not ids:
+        return {}
+    rows = session.exec(
+        select(RecordRow).where(
+            RecordRow.clinic_pk == clinic_pk,
+            RecordRow.kind == kind,
+            col(RecordRow.external_id).in_(ids),
+            col(RecordRow.deleted_at).is_(None),
+        )
+    )
+    return {row.external_id: row for row in rows}
+
+
+def add_record(session: Session, *, row: RecordRow) -> RecordRow:
+    session.add(row)
+    session.flush()
+    return row
+
+
+def referencing_records(
+    session: Session, *, clinic_pk: int, field: str, kinds: Iterable[str], external_id: str, limit: int = 5
+) -> list[RecordRow]:
+    """Live records of ``kinds`` whose JSON field ``field`` names ``external_id`` (for delete checks)."""
+    rows = session.exec(
+        select(RecordRow)
+        .where(
+            RecordRow.clinic_pk == clinic_pk,
+            col(RecordRow.kind).in_(list(kinds)),
+            col(RecordRow.deleted_at).is_(None),
+            RecordRow.data[field].as_string() == external_id,
+        )
+        .limit(limit)
+    )
+    return list(rows)
+
+
+def list_records(
+    session: Session,
+    *,
+    clinic_pk: int,
+    kind: str,
+    after: str | None,
+    limit: int,
+    patient_id: str | None = None,
+) -> list[RecordRow]:
+    query = select(RecordRow).where(
+        RecordRow.clinic_pk == clinic_pk, RecordRow.kind == kind, col(RecordRow.deleted_at).is_(None)
+    )
+    if patient_id is not None:
+        query = query.where(RecordRow.patient_external_id == patient_id)
+    if after is not None:
+        query = query.where(RecordRow.external_id > after)
+    return list(session.exec(query.order_by(col(RecordRow.external_id)).limit(limit)))

@@ -1,0 +1,57 @@
+"""FastAPI dependencies shared by the routers (aliases end in ``Dep``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from gateway.auth.service import CLINIC_SCOPE, Principal, authenticate_bearer
+from gateway.clinic_api.services import ClinicScope
+from gateway.core.config import Settings
+from gateway.core.errors import ForbiddenError
+from gateway.db.engine import session_scope
+from gateway.db.repositories import clinics as clinic_repo
+
+
+def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with session_scope(request.app.state.engine) as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_principal(
+    session: SessionDep,
+    settings: SettingsDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Principal:
+    return authenticate_bearer(session, settings, authorization=authorization)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def get_clinic_scope(principal: PrincipalDep, session: SessionDep) -> ClinicScope:
+    if principal.kind != "clinic" or principal.clinic_pk is None or CLINIC_SCOPE not in principal.scopes:
+        raise ForbiddenError("this token is not a clinic records token")
+    clinic = clinic_repo.get_clinic_by_pk(session, pk=principal.clinic_pk)
+    if clinic is None or clinic.id is None:
+        raise ForbiddenError("the token's clinic no longer exists")
+    return ClinicScope(pk=clinic.id, slug=clinic.slug)
+
+
+ClinicDep = Annotated[ClinicScope, Depends(get_clinic_scope)]

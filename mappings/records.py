@@ -1,0 +1,456 @@
+"""Clinic record models: the vocabulary the clinic API and the FHIR mappings share.
+
+The contract is DESIGN.md §4. Every model forbids unknown fields, checks types, enumerations,
+physiological ranges and internal consistency. What needs the database (does the referenced
+patient exist?) or the deployment's settings (the dose ceiling) is checked in ``gateway/``;
+each model declares its cross-record references in ``references`` so that check is generic.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from mappings.instruments import INSTRUMENTS, InstrumentError, Score, get_instrument
+
+EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+ExternalId = Annotated[str, StringConstraints(pattern=EXTERNAL_ID_PATTERN)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Count = Annotated[int, Field(ge=0)]
+
+
+class RecordModel(BaseModel):
+    """Base of every clinic record: strict about unknown fields, immutable once validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    #: field name -> record kind it must name (checked against the database by the gateway)
+    references: ClassVar[dict[str, str]] = {}
+    #: the field naming the patient this record belongs to (None for patients and practitioners)
+    patient_field: ClassVar[str | None] = "patient_id"
+    #: False for kinds that come only from EHR imports (read-only in the clinic API)
+    writable: ClassVar[bool] = True
+
+
+# --- patients -----------------------------------------------------------------------------------------
+
+
+class Sex(StrEnum):
+    female = "female"
+    male = "male"
+    other = "other"
+    unknown = "unknown"
+
+
+class Identifier(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    system: Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^(urn:|https?://)\S+$")]
+    value: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class Address(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    line: Annotated[list[ShortText], Field(min_length=1, max_length=4)] | None = None
+    city: ShortText | None = None
+    state: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = None
+    postal_code: Annotated[str, StringConstraints(pattern=r"^\d{5}(-\d{4})?$")] | None = None
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = "US"
+
+
+class PatientRecord(RecordModel):
+    patient_field: ClassVar[str | None] = None
+
+    given_name: ShortText
+    family_name: ShortText
+    birth_date: date
+    sex: Sex
+    identifiers: Annotated[list[Identifier], Field(max_length=10)] = []
+    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()./-]{7,20}$")] | None = None
+    email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)] | None = (
+        None
+    )
+    address: Address | None = None
+
+    @field_validator("birth_date")
+    @classmethod
+    def _plausible_birth_date(cls, value: date) -> date:
+        if value.year < 1900:
+            raise PydanticCustomError("birth_date_range", "birth date must be in 1900 or later")
+        return value
+
+    @field_validator("identifiers")
+    @classmethod
+    def _unique_identifier_systems(cls, value: list[Identifier]) -> list[Identifier]:
+        systems = [identifier.system for identifier in value]
+        if len(systems) != len(set(systems)):
+            raise PydanticCustomError("duplicate_identifier", "each identifier system may appear once")
+        return value
+
+
+# --- practitioners ------------------------------------------------------------------------------------
+
+
+def npi_is_valid(npi: str) -> bool:
+    """Luhn check of a 10-digit NPI with the 80840 health-industry prefix (CMS NPI check digit)."""
+    if not re.fullmatch(r"\d{10}", npi):
+        return False
+    digits = [int(d) for d in "80840" + npi[:9]]
+    total = 0
+    for position, digit in enumerate(reversed(digits)):
+        if position % 2 == 0:
+            digit *= 2
+            if digit > 9:
+                digit -= 9
+        total += digit
+    return (10 - total % 10) % 10 == int(npi[9])
+
+
+class PractitionerRecord(RecordModel):
+    patient_field: ClassVar[str | None] = None
+
+    name: ShortText
+    given_name: ShortText | None = None
+    family_name: ShortText | None = None
+    npi: Annotated[str, StringConstraints(pattern=r"^\d{10}$")] | None = None
+    qualification: ShortText | None = None
+
+    @field_validator("npi")
+    @classmethod
+    def _npi_check_digit(cls, value: str | None) -> str | None:
+        if value is not None and not npi_is_valid(value):
+            raise PydanticCustomError("npi_check_digit", "NPI check digit is wrong")
+        return value
+
+
+# --- sessions -----------------------------------------------------------------------------------------
+
+
+class SessionKind(StrEnum):
+    preparation = "preparation"
+    dosing = "dosing"
+    integration = "integration"
+    assessment = "assessment"
+
+
+class Modality(StrEnum):
+    iv = "iv"
+    im = "im"
+    sublingual = "sublingual"
+    oral = "oral"
+    intranasal = "intranasal"
+
+
+class SessionStatus(StrEnum):
+    planned = "planned"
+    in_progress = "in-progress"
+    completed = "completed"
+    cancelled = "cancelled"
+
+
+def _not_before(later: AwareDatetime | None, earlier: AwareDatetime, name: str, other: str) -> None:
+    if later is not None and later < earlier:
+        raise PydanticCustomError(
+            "time_order", "{name} must not be before {other}", {"name": name, "other": other}
+        )
+
+
+class SessionRecord(RecordModel):
+    references: ClassVar[dict[str, str]] = {"patient_id": "patients", "practitioner_id": "practitioners"}
+
+    patient_id: ExternalId
+    kind: SessionKind
+    start: AwareDatetime
+    end: AwareDatetime | None = None
+    practitioner_id: ExternalId | None = None
+    modality: Modality | None = None
+    psychotherapy_minutes: Annotated[int, Field(ge=0, le=600)] | None = None
+    status: SessionStatus = SessionStatus.completed
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SessionRecord:
+        _not_before(self.end, self.start, "end", "start")
+        if self.end is not None and (self.end - self.start).total_seconds() > 24 * 3600:
+            raise PydanticCustomError("session_length", "a session lasts at most 24 hours")
+        if self.modality is not None and self.kind is not SessionKind.dosing:
+            raise PydanticCustomError("modality_kind", "modality is given only for dosing sessions")
+        return self
+
+
+# --- doses --------------------------------------------------------------------------------------------
+
+
+class Medication(StrEnum):
+    ketamine = "ketamine"
+    esketamine = "esketamine"
+
+
+class Route(StrEnum):
+    iv = "iv"
+    im = "im"
+    sublingual = "sublingual"
+    oral = "oral"
+    buccal = "buccal"
+    intranasal = "intranasal"
+
+
+class DoseForm(StrEnum):
+    solution = "solution"  # IV / IM ketamine HCl injection
+    troche = "troche"  # compounded sublingual/buccal troche or lozenge
+    tablet = "tablet"  # compounded oral or orally disintegrating tablet
+    nasal_spray = "nasal-spray"  # Spravato device
+
+
+ESKETAMINE_DEVICE_MG = 28
+
+
+class DoseRecord(RecordModel):
+    references: ClassVar[dict[str, str]] = {"session_id": "sessions", "practitioner_id": "practitioners"}
+    patient_field: ClassVar[str | None] = None  # the patient is the session's
+
+    session_id: ExternalId
+    medication: Medication
+    route: Route
+    dose_mg: Annotated[float, Field(gt=0)]
+    administered_at: AwareDatetime
+    end: AwareDatetime | None = None
+    weight_kg: Annotated[float, Field(ge=2, le=400)] | None = None
+    dose_mg_per_kg: Annotated[float, Field(gt=0, le=10)] | None = None
+    infusion_minutes: Annotated[int, Field(ge=1, le=600)] | None = None
+    lot_number: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    form: DoseForm | None = None
+    unit_strength_mg: Annotated[float, Field(gt=0, le=2000)] | None = None
+    practitioner_id: ExternalId | None = None
+    status: Literal["completed", "stopped", "in-progress"] = "completed"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DoseRecord:
+        _not_before(self.end, self.administered_at, "end", "administered_at")
+        if self.medication is Medication.esketamine:
+            if self.route is not Route.intranasal:
+                raise PydanticCustomError("esketamine_route", "esketamine is given intranasally only")
+            if self.dose_mg % ESKETAMINE_DEVICE_MG or self.dose_mg > 3 * ESKETAMINE_DEVICE_MG:
+                raise PydanticCustomError(
+                    "esketamine_dose", "esketamine doses are 28, 56 or 84 mg (28 mg per nasal device)"
+                )
+        if self.infusion_minutes is not None and self.route is not Route.iv:
+            raise PydanticCustomError("infusion_route", "infusion_minutes applies to the iv route only")
+        if self.weight_kg is not None and self.dose_mg_per_kg is not None:
+            expected = self.weight_kg * self.dose_mg_per_kg
+            if abs(expected - self.dose_mg) > max(1.0, 0.05 * expected):
+                raise PydanticCustomError(
+                    "dose_per_kg",
+                    "dose_mg {dose} does not match weight_kg * dose_mg_per_kg = {expected:.1f}",
+                    {"dose": self.dose_mg, "expected": expected},
+                )
+        if self.unit_strength_mg is not None and self.form not in (DoseForm.troche, DoseForm.tablet):
+            raise PydanticCustomError("unit_strength", "unit_strength_mg applies to troche and tablet forms")
+        return self
+
+
+# --- vitals -------------------------------------------------------------------------------------------
+
+
+class Phase(StrEnum):
+    baseline = "baseline"
+    during = "during"
+    post = "post"
+
+
+#: measure -> (lower, upper) physiological bounds accepted from a monitor
+VITAL_BOUNDS: dict[str, tuple[float, float]] = {
+    "systolic": (40, 300),
+    "diastolic": (20, 200),
+    "heart_rate": (20, 250),
+    "resp_rate": (4, 70),
+    "spo2": (50, 100),
+    "temperature_c": (30, 45),
+    "weight_kg": (2, 400),
+}
+
+
+def _bounded(measure: str) -> Any:
+    low, high = VITAL_BOUNDS[measure]
+    return Annotated[float, Field(ge=low, le=high)] | None
+
+
+class VitalsRecord(RecordModel):
+    references: ClassVar[dict[str, str]] = {"patient_id": "patients", "session_id": "sessions"}
+
+    patient_id: ExternalId
+    taken_at: AwareDatetime
+    session_id: ExternalId | None = None
+    phase: Phase | None = None
+    systolic: _bounded("systolic") = None
+    diastolic: _bounded("diastolic") = None
+    heart_rate: _bounded("heart_rate") = None
+    resp_rate: _bounded("resp_rate") = None
+    spo2: _bounded("spo2") = None
+    temperature_c: _bounded("temperature_c") = None
+    weight_kg: _bounded("weight_kg") = None
+
+    def measures(self) -> dict[str, float]:
+        return {name: value for name in VITAL_BOUNDS if (value := getattr(self, name)) is not None}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> VitalsRecord:
+        if not self.measures():
+            raise PydanticCustomError("no_measure", "give at least one of " + ", ".join(VITAL_BOUNDS))
+        if (self.systolic is None) != (self.diastolic is None):
+            raise PydanticCustomError("bp_pair", "systolic and diastolic are given together")
+        if self.systolic is not None and self.diastolic is not None and self.systolic <= self.diastolic:
+            raise PydanticCustomError("bp_order", "systolic must be higher than diastolic")
+        return self
+
+
+# --- assessments --------------------------------------------------------------------------------------
+
+
+class AssessmentRecord(RecordModel):
+    references: ClassVar[dict[str, str]] = {"patient_id": "patients", "session_id": "sessions"}
+
+    patient_id: ExternalId
+    instrument: str
+    taken_at: AwareDatetime
+    items: (
+        Annotated[dict[Annotated[str, StringConstraints(max_length=16)], int], Field(max_length=40)] | None
+    ) = None
+    total: int | None = None
+    session_id: ExternalId | None = None
+
+    @field_validator("instrument")
+    @classmethod
+    def _known_instrument(cls, value: str) -> str:
+        if value not in INSTRUMENTS:
+            raise PydanticCustomError(
+                "unknown_instrument", "unknown instrument; known: {known}", {"known": ", ".join(INSTRUMENTS)}
+            )
+        return value
+
+    @field_validator("items")
+    @classmethod
+    def _answers_in_range(cls, value: dict[str, int] | None, info: ValidationInfo) -> dict[str, int] | None:
+        """Maps LOINC item codes to item numbers and range-checks every answer.
+
+        Every bad answer is reported; ``item_errors`` in the error context lets the API name each
+        one as ``items.<key>``.
+        """
+        if value is None or "instrument" not in info.data:
+            return value
+        try:
+            return get_instrument(info.data["instrument"]).normalize(value)
+        except InstrumentError as error:
+            raise PydanticCustomError(
+                "item_answers",
+                "{summary}",
+                {
+                    "summary": "; ".join(f"{key}: {message}" for key, message in error.errors),
+                    ITEM_ERRORS: [[key, message] for key, message in error.errors],
+                },
+            ) from None
+
+    @model_validator(mode="after")
+    def _total_consistent(self) -> AssessmentRecord:
+        if self.items is None and self.total is None:
+            raise PydanticCustomError("no_answers", "give items, total or both")
+        instrument = get_instrument(self.instrument)
+        if self.total is not None:
+            try:
+                instrument.check_total(self.total)
+            except InstrumentError as error:
+                raise PydanticCustomError("total_range", "; ".join(msg for _, msg in error.errors)) from None
+        computed = instrument.score(self.items).total if self.items is not None else None
+        if self.total is not None and computed is not None and computed != self.total:
+            raise PydanticCustomError(
+                "total_mismatch",
+                "total {total} does not equal the computed total {computed}",
+                {"total": self.total, "computed": computed},
+            )
+        return self
+
+    def score(self) -> Score | None:
+        """The instrument's score of the given items (None when no items were given)."""
+        if self.items is None:
+            return None
+        return get_instrument(self.instrument).score(self.items)
+
+
+#: key in a PydanticCustomError context listing per-item (key, message) pairs
+ITEM_ERRORS = "item_errors"
+
+
+# --- adverse events -----------------------------------------------------------------------------------
+
+
+class AdverseEventKind(StrEnum):
+    nausea = "nausea"
+    vomiting = "vomiting"
+    hypertension = "hypertension"
+    tachycardia = "tachycardia"
+    agitation = "agitation"
+    excessive_sedation = "excessive-sedation"
+    dissociation = "dissociation"
+    headache = "headache"
+    other = "other"
+
+
+class Severity(StrEnum):
+    mild = "mild"
+    moderate = "moderate"
+    severe = "severe"
+
+
+class AdverseEventRecord(RecordModel):
+    references: ClassVar[dict[str, str]] = {
+        "patient_id": "patients",
+        "session_id": "sessions",
+        "dose_id": "doses",
+    }
+
+    patient_id: ExternalId
+    event: AdverseEventKind
+    severity: Severity
+    onset: AwareDatetime
+    session_id: ExternalId | None = None
+    dose_id: ExternalId | None = None
+    serious: bool = False
+    resolved_at: AwareDatetime | None = None
+    note: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AdverseEventRecord:
+        _not_before(self.resolved_at, self.onset, "resolved_at", "onset")
+        if self.event is AdverseEventKind.other and not self.note:
+            raise PydanticCustomError("other_needs_note", "an event of kind 'other' needs a note")
+        return self
+
+
+#: URL segment -> record model, in the order a backfill must load them
+RECORD_KINDS: dict[str, type[RecordModel]] = {
+    "patients": PatientRecord,
+    "practitioners": PractitionerRecord,
+    "sessions": SessionRecord,
+    "doses": DoseRecord,
+    "vitals": VitalsRecord,
+    "assessments": AssessmentRecord,
+    "adverse-events": AdverseEventRecord,
+}
+
+RecordKind = Literal[
+    "patients", "practitioners", "sessions", "doses", "vitals", "assessments", "adverse-events"
+]
