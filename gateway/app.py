@@ -11,7 +11,7 @@ from gateway.auth.routes import router as auth_router
 from gateway.clinic_api.routes import router as clinic_router
 from gateway.core.config import Settings, get_settings
 from gateway.core.errors import install_error_handlers
-from gateway.db.engine import make_engine
+from gateway.db.engine import make_engine, ping
 from gateway.db.migrate import upgrade
 from gateway.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 
@@ -46,8 +46,7 @@ def create_app(settings: Settings | None = None, *, migrate_sqlite: bool = True)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database check")
     def healthz() -> dict[str, str]:
-        with engine.connect() as connection:
-            connection.exec_driver_sql("SELECT 1")
+        ping(engine)
         return {"status": "ok"}
 
     return app

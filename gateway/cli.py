@@ -27,8 +27,7 @@ def _engine():
 
 
 def _session():
-    from sqlmodel import Session
-
+    from gateway.db.engine import Session
     from gateway.db.migrate import upgrade
 
     engine = _engine()

@@ -6,11 +6,10 @@ from dataclasses import dataclass
 from datetime import date
 
 from fixtures.demo import generate_clinic
-from sqlmodel import Session
-
 from gateway.auth.clients import create_clinic, create_clinic_client
 from gateway.clinic_api import services
 from gateway.core.config import Settings
+from gateway.db.engine import Session
 from gateway.db.repositories.clinics import get_clinic
 
 
@@ -33,7 +32,7 @@ def load_demo(
 ) -> DemoSummary:
     clinic = get_clinic(session, slug=slug) or create_clinic(session, slug=slug, name="Demo KAP Clinic")
     assert clinic.id is not None
-    scope = services.ClinicScope(pk=clinic.id, slug=clinic.slug)
+    scope = services.ClinicScope(pk=clinic.id, slug=clinic.slug, name=clinic.name)
     generated = generate_clinic(patients=patients, seed=seed, start=start)
     for batch in generated.batches(batch_size):
         services.run_batch(

@@ -6,14 +6,12 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
-from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
 from gateway.auth.service import CLINIC_SCOPE, Principal, authenticate_bearer
 from gateway.clinic_api.services import ClinicScope
 from gateway.core.config import Settings
 from gateway.core.errors import ForbiddenError
-from gateway.db.engine import session_scope
+from gateway.db.engine import Engine, Session, session_scope
 from gateway.db.repositories import clinics as clinic_repo
 
 
@@ -51,7 +49,7 @@ def get_clinic_scope(principal: PrincipalDep, session: SessionDep) -> ClinicScop
     clinic = clinic_repo.get_clinic_by_pk(session, pk=principal.clinic_pk)
     if clinic is None or clinic.id is None:
         raise ForbiddenError("the token's clinic no longer exists")
-    return ClinicScope(pk=clinic.id, slug=clinic.slug)
+    return ClinicScope(pk=clinic.id, slug=clinic.slug, name=clinic.name)
 
 
 ClinicDep = Annotated[ClinicScope, Depends(get_clinic_scope)]

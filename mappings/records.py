@@ -454,3 +454,288 @@ RECORD_KINDS: dict[str, type[RecordModel]] = {
 RecordKind = Literal[
     "patients", "practitioners", "sessions", "doses", "vitals", "assessments", "adverse-events"
 ]
+
+
+# --- imported referral records (read-only in the clinic API) -------------------------------------------
+#
+# Conditions, medication requests and allergies that arrive with a referral from a hospital EHR
+# (DESIGN §3 "Referral import"): built only by ``mappings.inbound.from_fhir_*`` and served by the FHIR
+# server through ``mappings.referrals.to_fhir_*``. The clinic API never accepts them in a PUT.
+
+#: FHIR ``id`` (hl7.org/fhir/R4/datatypes.html#id)
+FhirId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9\-.]{1,64}$")]
+#: a free-text element carried over from an EHR (problem names, sig lines, reaction texts)
+ImportedText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+#: a FHIR dateTime reduced to a year ("2019") or a year and month ("2019-03")
+PartialDate = Annotated[str, StringConstraints(pattern=r"^\d{4}(-(0[1-9]|1[0-2]))?$")]
+
+
+def _not_a_number(value: Any) -> Any:
+    if isinstance(value, int | float):  # pydantic would read a number as a unix timestamp
+        raise PydanticCustomError("fhir_datetime", "a FHIR dateTime is a string or a date")
+    return value
+
+
+#: a FHIR dateTime of any precision (hl7.org/fhir/R4/datatypes.html#dateTime): "2019", "2019-03", a date,
+#: or a date-time with its offset (kept as given). Left to right, so "2019-03-04" stays a date.
+#: Models using it run ``_not_a_number`` before validating it.
+FhirDateTime = Annotated[PartialDate | AwareDatetime | date, Field(union_mode="left_to_right")]
+
+
+class RecordCoding(BaseModel):
+    """One coding of an imported concept, kept as the EHR sent it (any code system, display optional)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    system: Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^(urn:|https?://)\S+$")]
+    code: Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^\S+( \S+)*$")]
+    display: ImportedText | None = None
+
+
+Codings = Annotated[list[RecordCoding], Field(max_length=20)]
+
+
+def _code_or_text(codes: list[RecordCoding], text: str | None) -> None:
+    if not codes and text is None:
+        raise PydanticCustomError("code_or_text", "give at least one coding or a text")
+
+
+class RecordConcept(BaseModel):
+    """A coded concept (reaction manifestation): codings and/or a text."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    codes: Codings = []
+    text: ImportedText | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RecordConcept:
+        _code_or_text(self.codes, self.text)
+        return self
+
+
+class RecordSource(BaseModel):
+    """The EHR resource a record was imported from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    #: the gateway's name of the EHR connection the resource came from (None when the importer did not say)
+    ehr: ExternalId | None = None
+    resource_type: Literal["Condition", "MedicationRequest", "AllergyIntolerance"]
+    id: FhirId
+    #: the EHR's meta.versionId, when it sent one
+    version: FhirId | None = None
+
+
+def _unique(values: list[Any], name: str) -> None:
+    if len(values) != len(set(values)):
+        raise PydanticCustomError("duplicate_value", "each {name} may appear once", {"name": name})
+
+
+def _source_type(source: RecordSource, resource_type: str) -> None:
+    if source.resource_type != resource_type:
+        raise PydanticCustomError(
+            "source_type", "source.resource_type must be {expected}", {"expected": resource_type}
+        )
+
+
+class ConditionClinicalStatus(StrEnum):
+    """hl7.org/fhir/R4/valueset-condition-clinical.html"""
+
+    active = "active"
+    recurrence = "recurrence"
+    relapse = "relapse"
+    inactive = "inactive"
+    remission = "remission"
+    resolved = "resolved"
+
+
+class ConditionVerificationStatus(StrEnum):
+    """hl7.org/fhir/R4/valueset-condition-ver-status.html without entered-in-error (never imported)."""
+
+    unconfirmed = "unconfirmed"
+    provisional = "provisional"
+    differential = "differential"
+    confirmed = "confirmed"
+    refuted = "refuted"
+
+
+class ConditionCategory(StrEnum):
+    """The US Core categories (condition-category and the US Core health-concern code)."""
+
+    problem_list_item = "problem-list-item"
+    encounter_diagnosis = "encounter-diagnosis"
+    health_concern = "health-concern"
+
+
+#: clinical statuses R4 invariant con-4 allows once a condition has abated
+ABATED_STATUSES = frozenset(
+    {ConditionClinicalStatus.inactive, ConditionClinicalStatus.remission, ConditionClinicalStatus.resolved}
+)
+
+
+class ConditionRecord(RecordModel):
+    """A problem-list entry, health concern or encounter diagnosis from a referring hospital."""
+
+    references: ClassVar[dict[str, str]] = {"patient_id": "patients"}
+    writable: ClassVar[bool] = False
+
+    patient_id: ExternalId
+    codes: Codings = []
+    text: ImportedText | None = None
+    clinical_status: ConditionClinicalStatus | None = None
+    verification_status: ConditionVerificationStatus | None = None
+    category: Annotated[list[ConditionCategory], Field(min_length=1, max_length=3)]
+    onset: FhirDateTime | None = None
+    abatement: FhirDateTime | None = None
+    recorded_date: FhirDateTime | None = None
+    source: RecordSource
+
+    _dates_are_not_numbers = field_validator("onset", "abatement", "recorded_date", mode="before")(
+        _not_a_number
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ConditionRecord:
+        _code_or_text(self.codes, self.text)
+        _unique(self.category, "category")
+        _source_type(self.source, "Condition")
+        if self.abatement is not None and self.clinical_status not in ABATED_STATUSES:
+            raise PydanticCustomError(
+                "abated_status", "a condition with an abatement is inactive, in remission or resolved"
+            )
+        return self
+
+
+class MedicationRequestStatus(StrEnum):
+    """hl7.org/fhir/R4/valueset-medicationrequest-status.html without entered-in-error (never imported)."""
+
+    active = "active"
+    on_hold = "on-hold"
+    cancelled = "cancelled"
+    completed = "completed"
+    stopped = "stopped"
+    draft = "draft"
+    unknown = "unknown"
+
+
+class MedicationRequestIntent(StrEnum):
+    """hl7.org/fhir/R4/valueset-medicationrequest-intent.html"""
+
+    proposal = "proposal"
+    plan = "plan"
+    order = "order"
+    original_order = "original-order"
+    reflex_order = "reflex-order"
+    filler_order = "filler-order"
+    instance_order = "instance-order"
+    option = "option"
+
+
+class MedicationRecord(RecordModel):
+    """A prescription (MedicationRequest) from a referring hospital; ``codes``/``text`` name the drug."""
+
+    references: ClassVar[dict[str, str]] = {"patient_id": "patients"}
+    writable: ClassVar[bool] = False
+
+    patient_id: ExternalId
+    codes: Codings = []
+    text: ImportedText | None = None
+    status: MedicationRequestStatus
+    intent: MedicationRequestIntent
+    authored_on: FhirDateTime | None = None
+    dosage_text: ImportedText | None = None
+    requester_display: ImportedText | None = None
+    #: MedicationRequest.reported: True when the EHR recorded it from a secondary source (None: not said)
+    reported: bool | None = None
+    source: RecordSource
+
+    _dates_are_not_numbers = field_validator("authored_on", mode="before")(_not_a_number)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MedicationRecord:
+        _code_or_text(self.codes, self.text)
+        _source_type(self.source, "MedicationRequest")
+        return self
+
+
+class AllergyClinicalStatus(StrEnum):
+    """hl7.org/fhir/R4/valueset-allergyintolerance-clinical.html"""
+
+    active = "active"
+    inactive = "inactive"
+    resolved = "resolved"
+
+
+class AllergyVerificationStatus(StrEnum):
+    """hl7.org/fhir/R4/valueset-allergyintolerance-verification.html without entered-in-error."""
+
+    unconfirmed = "unconfirmed"
+    confirmed = "confirmed"
+    refuted = "refuted"
+
+
+class AllergyType(StrEnum):
+    allergy = "allergy"
+    intolerance = "intolerance"
+
+
+class AllergyCategory(StrEnum):
+    food = "food"
+    medication = "medication"
+    environment = "environment"
+    biologic = "biologic"
+
+
+class AllergyCriticality(StrEnum):
+    low = "low"
+    high = "high"
+    unable_to_assess = "unable-to-assess"
+
+
+class AllergyReaction(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    manifestations: Annotated[list[RecordConcept], Field(min_length=1, max_length=10)]
+    severity: Severity | None = None
+
+
+class AllergyRecord(RecordModel):
+    """An allergy or intolerance from a referring hospital.
+
+    ``clinical_status`` is required: R4 invariant ait-1 demands it unless the entry is entered-in-error,
+    and entered-in-error entries are never imported.
+    """
+
+    references: ClassVar[dict[str, str]] = {"patient_id": "patients"}
+    writable: ClassVar[bool] = False
+
+    patient_id: ExternalId
+    codes: Codings = []
+    text: ImportedText | None = None
+    clinical_status: AllergyClinicalStatus
+    verification_status: AllergyVerificationStatus | None = None
+    type: AllergyType | None = None
+    category: Annotated[list[AllergyCategory], Field(max_length=4)] = []
+    criticality: AllergyCriticality | None = None
+    onset: FhirDateTime | None = None
+    reactions: Annotated[list[AllergyReaction], Field(max_length=10)] = []
+    recorded_date: FhirDateTime | None = None
+    source: RecordSource
+
+    _dates_are_not_numbers = field_validator("onset", "recorded_date", mode="before")(_not_a_number)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AllergyRecord:
+        _code_or_text(self.codes, self.text)
+        _unique(self.category, "category")
+        _source_type(self.source, "AllergyIntolerance")
+        return self
+
+
+#: kinds imported from EHRs with a referral: read-only in the clinic API, served by the FHIR server
+IMPORTED_KINDS: dict[str, type[RecordModel]] = {
+    "conditions": ConditionRecord,
+    "medications": MedicationRecord,
+    "allergies": AllergyRecord,
+}

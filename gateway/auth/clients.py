@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlmodel import Session
-
 from gateway.auth import credentials
 from gateway.auth.service import CLINIC_SCOPE
 from gateway.core.errors import ConflictError, NotFoundError
+from gateway.db.engine import Session
 from gateway.db.repositories import clinics as clinic_repo
 from gateway.db.tables import ClientRow, ClinicRow
 

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote_plus
 
-from sqlmodel import Session
-
 from gateway.auth import credentials
 from gateway.core.config import Settings
 from gateway.core.errors import OAuthError, UnauthorizedError
+from gateway.db.engine import Session
 from gateway.db.repositories import clinics as clinic_repo
 from gateway.db.repositories import tokens as token_repo
 from gateway.db.tables import AccessTokenRow, ClientRow

@@ -10,8 +10,8 @@ from starlette.concurrency import run_in_threadpool
 
 from gateway.clinic_api import services
 from gateway.clinic_api.examples import RECORD_EXAMPLES, VALIDATION_ERROR_EXAMPLE
-from gateway.core.errors import RecordValidationError, field_error, pydantic_errors
-from gateway.db.tables import RecordRow
+from gateway.core.errors import FHIR_JSON, RecordValidationError, field_error, pydantic_errors
+from gateway.db.tables import RecordRow, ResourceRow
 from gateway.deps import ClinicDep, SessionDep, SettingsDep
 from mappings.records import EXTERNAL_ID_PATTERN, RECORD_KINDS, RecordKind, RecordModel
 
@@ -84,8 +84,21 @@ def envelope(row: RecordRow, outcome: services.Outcome | None = None) -> RecordE
     )
 
 
+def collection_bundle(fhir_base: str, rows: list[ResourceRow]) -> bytes:
+    """A collection Bundle around stored resource bytes (no parse, no re-serialization)."""
+    entries = b",".join(
+        b'{"fullUrl":'
+        + orjson.dumps(f"{fhir_base}/{r.resource_type}/{r.resource_id}")
+        + b',"resource":'
+        + r.content
+        + b"}"
+        for r in rows
+    )
+    return b'{"resourceType":"Bundle","type":"collection","total":%d,"entry":[%s]}' % (len(rows), entries)
+
+
 def _add_kind_routes(kind: str, model: type[RecordModel]) -> None:
-    example_id, example = RECORD_EXAMPLES[kind]
+    _, example = RECORD_EXAMPLES[kind]
     name = kind.replace("-", "_")
 
     @router.put(
@@ -131,9 +144,25 @@ def _add_kind_routes(kind: str, model: type[RecordModel]) -> None:
         "still reference it.",
         responses={**ERRORS, **NOT_FOUND, 409: {"model": ErrorDetail, "description": "still referenced"}},
     )
-    def delete(external_id: ExternalIdPath, clinic: ClinicDep, session: SessionDep) -> Response:
-        services.delete_record(session, clinic=clinic, kind=kind, external_id=external_id)
+    def delete(
+        external_id: ExternalIdPath, clinic: ClinicDep, session: SessionDep, settings: SettingsDep
+    ) -> Response:
+        services.delete_record(session, settings, clinic=clinic, kind=kind, external_id=external_id)
         return Response(status_code=204)
+
+    @router.get(
+        f"/{kind}/{{external_id}}/fhir",
+        operation_id=f"get_{name}_fhir",
+        summary=f"The FHIR resources a {kind[:-1]} record maps to",
+        description="A FHIR `Bundle` of type `collection` with the current version of each resource, as stored.",
+        response_class=Response,
+        responses={200: {"content": {FHIR_JSON: {"schema": {"type": "object"}}}}, **ERRORS, **NOT_FOUND},
+    )
+    def get_fhir(
+        external_id: ExternalIdPath, clinic: ClinicDep, session: SessionDep, settings: SettingsDep
+    ) -> Response:
+        rows = services.record_resources(session, clinic=clinic, kind=kind, external_id=external_id)
+        return Response(collection_bundle(settings.fhir_base_url, rows), media_type=FHIR_JSON)
 
     @router.get(
         f"/{kind}",
@@ -155,8 +184,6 @@ def _add_kind_routes(kind: str, model: type[RecordModel]) -> None:
         return RecordPage(
             items=[envelope(r) for r in rows], next_after=rows[-1].external_id if len(rows) == limit else None
         )
-
-    put.__doc__ = f"example id: {example_id}"
 
 
 for _kind, _model in RECORD_KINDS.items():

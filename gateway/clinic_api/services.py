@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlmodel import Session
 
 from gateway.core.config import Settings
 from gateway.core.errors import (
@@ -25,9 +24,11 @@ from gateway.core.errors import (
     field_error,
     pydantic_errors,
 )
+from gateway.db.engine import Session
 from gateway.db.repositories import records as record_repo
-from gateway.db.tables import RecordRow, utcnow
+from gateway.db.tables import RecordRow, ResourceRow, utcnow
 from gateway.store import records as record_store
+from gateway.store import versions
 from mappings.records import RECORD_KINDS, DoseRecord, RecordModel, SessionKind
 
 
@@ -43,6 +44,7 @@ class ClinicScope:
 
     pk: int
     slug: str
+    name: str
 
 
 @dataclass(frozen=True)
@@ -169,9 +171,18 @@ def _write(
     session.flush()
     refs.remember(row)
     record_store.write_record_resources(
-        session, clinic_pk=refs.clinic.pk, clinic_slug=refs.clinic.slug, row=row, model=model, now=now
+        session,
+        clinic=_identity(refs.clinic, settings),
+        row=row,
+        model=model,
+        now=now,
+        activity="CREATE" if outcome is Outcome.created else "UPDATE",
     )
     return WriteResult(outcome, row), []
+
+
+def _identity(clinic: ClinicScope, settings: Settings) -> record_store.ClinicIdentity:
+    return record_store.ClinicIdentity(clinic.pk, clinic.slug, clinic.name, settings.identifier_base)
 
 
 def put_record(
@@ -203,6 +214,14 @@ def get_record(session: Session, *, clinic: ClinicScope, kind: str, external_id:
     return row
 
 
+def record_resources(
+    session: Session, *, clinic: ClinicScope, kind: str, external_id: str
+) -> list[ResourceRow]:
+    row = get_record(session, clinic=clinic, kind=kind, external_id=external_id)
+    assert row.id is not None
+    return [r for r in versions.current_for_record(session, record_pk=row.id) if not r.deleted]
+
+
 def list_records(
     session: Session, *, clinic: ClinicScope, kind: str, after: str | None, limit: int, patient_id: str | None
 ) -> list[RecordRow]:
@@ -221,7 +240,9 @@ def _dependents(kind: str) -> dict[str, list[str]]:
     return out
 
 
-def delete_record(session: Session, *, clinic: ClinicScope, kind: str, external_id: str) -> None:
+def delete_record(
+    session: Session, settings: Settings, *, clinic: ClinicScope, kind: str, external_id: str
+) -> None:
     row = get_record(session, clinic=clinic, kind=kind, external_id=external_id)
     for name, kinds in _dependents(kind).items():
         blocking = record_repo.referencing_records(
@@ -234,7 +255,7 @@ def delete_record(session: Session, *, clinic: ClinicScope, kind: str, external_
     row.deleted_at = row.updated_at = now
     session.add(row)
     session.flush()
-    record_store.delete_record_resources(session, clinic_pk=clinic.pk, row=row, now=now)
+    record_store.delete_record_resources(session, clinic=_identity(clinic, settings), row=row, now=now)
     session.commit()
 
 

@@ -209,8 +209,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> Response:
         request_id = getattr(request.state, "request_id", "-")
-        log.error("unhandled error", extra={"error_type": type(exc).__name__}, exc_info=exc)
+        log.error(
+            "unhandled error",
+            extra={"error_type": type(exc).__name__, "request_id": request_id},
+            exc_info=exc,
+        )
         text = f"internal error (request id {request_id})"
+        headers = {"X-Request-ID": request_id}
         if _is_fhir(request):
-            return _fhir_response(FhirError(500, "exception", text))
-        return JSONResponse({"detail": text}, status_code=500)
+            return _fhir_response(FhirError(500, "exception", text, headers=headers))
+        return JSONResponse({"detail": text}, status_code=500, headers=headers)

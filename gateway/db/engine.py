@@ -12,6 +12,8 @@ from sqlmodel import Session, create_engine
 
 from gateway.core.config import Settings
 
+__all__ = ["Engine", "Session", "make_engine", "normalize_url", "ping", "session_scope"]
+
 
 def normalize_url(url: str) -> str:
     """Accept plain ``postgresql://`` URLs and route them through psycopg 3."""
@@ -55,3 +57,9 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def ping(engine: Engine) -> None:
+    """Raises if the database cannot be reached."""
+    with engine.connect() as connection:
+        connection.exec_driver_sql("SELECT 1")

@@ -156,3 +156,91 @@ class ResourceVersionRow(SQLModel, table=True):
     last_updated: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False, index=True))
     content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     deleted: bool = Field(default=False)
+
+
+# --- search index: one row per indexed value, maintained with each resource version (gateway/store) ---
+
+
+class SearchTokenRow(SQLModel, table=True):
+    """token parameters (code, identifier, status, category ...): system|code."""
+
+    __tablename__ = "search_token"
+    __table_args__ = (Index("ix_search_token_lookup", "resource_type", "param", "code", "system"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BIGINT_PK, primary_key=True, autoincrement=True))
+    resource_pk: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    resource_type: str = Field(max_length=64)
+    param: str = Field(max_length=64)
+    system: str | None = Field(default=None, max_length=255)
+    code: str = Field(max_length=255)
+
+
+class SearchReferenceRow(SQLModel, table=True):
+    """reference parameters (patient, subject, encounter, target ...): the referenced Type/id."""
+
+    __tablename__ = "search_reference"
+    __table_args__ = (
+        Index("ix_search_reference_lookup", "resource_type", "param", "target_type", "target_id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BIGINT_PK, primary_key=True, autoincrement=True))
+    resource_pk: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    resource_type: str = Field(max_length=64)
+    param: str = Field(max_length=64)
+    target_type: str = Field(max_length=64)
+    target_id: str = Field(max_length=64)
+
+
+class SearchDateRow(SQLModel, table=True):
+    """date parameters as a closed UTC range [start, end] (a date or a period)."""
+
+    __tablename__ = "search_date"
+    __table_args__ = (Index("ix_search_date_lookup", "resource_type", "param", "start", "end"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BIGINT_PK, primary_key=True, autoincrement=True))
+    resource_pk: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    resource_type: str = Field(max_length=64)
+    param: str = Field(max_length=64)
+    start: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
+    end: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
+
+
+class SearchStringRow(SQLModel, table=True):
+    """string parameters (name, family, given, address ...), normalized: lower case, accents removed."""
+
+    __tablename__ = "search_string"
+    __table_args__ = (Index("ix_search_string_lookup", "resource_type", "param", "value"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BIGINT_PK, primary_key=True, autoincrement=True))
+    resource_pk: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    resource_type: str = Field(max_length=64)
+    param: str = Field(max_length=64)
+    value: str = Field(max_length=255)
+
+
+class OutboxRow(SQLModel, table=True):
+    """One delivery to do: a resource version for one EHR connection (DESIGN §3, §8).
+
+    Written in the same transaction as the version; the sync worker claims rows with a lease.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("resource_pk", "version_id", "connection_pk", name="uq_outbox_delivery"),
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BIGINT_PK, primary_key=True, autoincrement=True))
+    clinic_pk: int = Field(foreign_key="clinic.id", ondelete="CASCADE")
+    connection_pk: int
+    resource_pk: int = Field(sa_column=Column(BigInteger, nullable=False))
+    version_id: int
+    patient_key: str | None = Field(default=None, max_length=64)
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_until: datetime | None = Field(default=None, sa_column=Column(UtcDateTime(), nullable=True))
+    last_status_code: int | None = None
+    last_outcome_code: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
