@@ -45,7 +45,9 @@ class MappingContext:
     def id_of(self, kind: str, external_id: str, part: str = "") -> str:
         return self.resource_id(kind, external_id, part)
 
-    def reference(self, kind: str, external_id: str, part: str = "", resource_type: str | None = None) -> dict[str, str]:
+    def reference(
+        self, kind: str, external_id: str, part: str = "", resource_type: str | None = None
+    ) -> dict[str, str]:
         """A relative literal reference ``Type/id`` to the resource another record maps to."""
         return {"reference": f"{resource_type or PRIMARY_TYPE[kind]}/{self.id_of(kind, external_id, part)}"}
 

@@ -29,7 +29,7 @@ import re
 from collections.abc import Collection, Mapping
 from datetime import date, datetime
 from types import MappingProxyType
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -201,7 +201,7 @@ def _contact(
 @functools.cache
 def _field_adapter(model: type[BaseModel], field: str) -> TypeAdapter[Any]:
     info = model.model_fields[field]
-    return TypeAdapter(Annotated[info.annotation, info])
+    return TypeAdapter(cast(Any, Annotated[info.annotation, info]))
 
 
 def _field_accepts(model: type[BaseModel], field: str, value: Any) -> bool:
@@ -235,7 +235,7 @@ def _address(value: Any) -> dict[str, Any] | None:
             else None,
         }
         fields = {key: v for key, v in fields.items() if v is not None}
-        if not fields:
+        if not fields and country is None:
             continue
         if country is not None:
             fields["country"] = country
@@ -323,7 +323,7 @@ def _condition_category(value: Any) -> list[str]:
     for concept in _objects(value):
         for coding in _objects(concept.get("coding")):
             code = coding.get("code")
-            if (coding.get("system"), code) in known and code not in found:
+            if isinstance(code, str) and (coding.get("system"), code) in known and code not in found:
                 found.append(code)
     return found
 
@@ -346,7 +346,7 @@ def from_fhir_medication_request(
     ``contained_or_referenced_medications`` keyed by the reference as written (``"Medication/x"``, an
     absolute URL or ``"#id"``), by ``"Medication/<id>"`` or by the bare id (e.g. the ``search.mode: include``
     entries of a searchset). Failing that, the reference's ``display`` is the medication's text. Several
-    ``dosageInstruction.text`` are joined with "; ". ``reportedReference`` counts as reported.
+    ``dosageInstruction.text`` are joined with newlines. ``reportedReference`` counts as reported.
     """
     resource_type = "MedicationRequest"
     _check_resource_type(resource, resource_type)
@@ -366,7 +366,7 @@ def from_fhir_medication_request(
     if reasons:
         raise InboundMappingError(resource_type, reasons)
 
-    dosage = "; ".join(
+    dosage = "\n".join(
         t for t in (_text(d.get("text")) for d in _objects(resource.get("dosageInstruction"))) if t
     )
     reported = resource.get("reportedBoolean")

@@ -193,7 +193,8 @@ def dosage(record: DoseRecord) -> dict[str, Any]:
 
 
 def dosage_text(record: DoseRecord) -> str:
-    """E.g. "0.5 mg/kg (35 mg) IV over 40 min", "56 mg intranasal (2 devices of 28 mg)"."""
+    """E.g. "0.5 mg/kg (35 mg) IV over 40 min", "56 mg intranasal (2 devices of 28 mg)",
+    "200 mg sublingual (2 troches of 100 mg)"."""
     if record.dose_mg_per_kg is not None:
         text = f"{number(record.dose_mg_per_kg)} mg/kg ({number(record.dose_mg)} mg)"
     else:
@@ -202,9 +203,20 @@ def dosage_text(record: DoseRecord) -> str:
     if record.infusion_minutes is not None:
         text += f" over {record.infusion_minutes} min"
     if record.medication is Medication.esketamine:
-        devices = round(record.dose_mg / ESKETAMINE_DEVICE_MG)
-        text += f" ({devices} device{'s' if devices > 1 else ''} of {ESKETAMINE_DEVICE_MG} mg)"
+        text += _units(record.dose_mg / ESKETAMINE_DEVICE_MG, "device", ESKETAMINE_DEVICE_MG)
+    elif record.unit_strength_mg is not None and record.form is not None:
+        text += _units(
+            record.dose_mg / record.unit_strength_mg, FORM_TEXT[record.form], record.unit_strength_mg
+        )
     return text
+
+
+def _units(count: float, unit: str, strength: float) -> str:
+    """ " (2 troches of 100 mg)" when the dose is a whole number of units, else ""."""
+    if count < 1 or abs(count - round(count)) > 1e-9:
+        return ""
+    whole = round(count)
+    return f" ({whole} {unit}{'s' if whole > 1 else ''} of {number(strength)} mg)"
 
 
 def number(value: float) -> str:

@@ -43,6 +43,8 @@ def related_keys(kind: str, record: RecordModel) -> list[tuple[str, str]]:
     return []
 
 
-def map_record(kind: str, external_id: str, record: RecordModel, ctx: MappingContext) -> list[FHIRResourceModel]:
+def map_record(
+    kind: str, external_id: str, record: RecordModel, ctx: MappingContext
+) -> list[FHIRResourceModel]:
     mapped = MAPPERS[kind](record, external_id=external_id, ctx=ctx)
     return mapped if isinstance(mapped, list) else [mapped]

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -25,11 +26,15 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from mappings.fhir_text import fhir_string
 from mappings.instruments import INSTRUMENTS, InstrumentError, Score, get_instrument
 
 EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 ExternalId = Annotated[str, StringConstraints(pattern=EXTERNAL_ID_PATTERN)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+#: free text that is also a valid FHIR string (other Unicode whitespace becomes a space)
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(fhir_string)
+]
 Count = Annotated[int, Field(ge=0)]
 
 
@@ -232,7 +237,9 @@ class DoseRecord(RecordModel):
     weight_kg: Annotated[float, Field(ge=2, le=400)] | None = None
     dose_mg_per_kg: Annotated[float, Field(gt=0, le=10)] | None = None
     infusion_minutes: Annotated[int, Field(ge=1, le=600)] | None = None
-    lot_number: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    lot_number: (
+        Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(fhir_string)] | None
+    ) = None
     form: DoseForm | None = None
     unit_strength_mg: Annotated[float, Field(gt=0, le=2000)] | None = None
     practitioner_id: ExternalId | None = None
@@ -430,7 +437,7 @@ class AdverseEventRecord(RecordModel):
     dose_id: ExternalId | None = None
     serious: bool = False
     resolved_at: AwareDatetime | None = None
-    note: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    note: Annotated[str, StringConstraints(max_length=2000), AfterValidator(fhir_string)] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> AdverseEventRecord:
@@ -462,10 +469,14 @@ RecordKind = Literal[
 # (DESIGN §3 "Referral import"): built only by ``mappings.inbound.from_fhir_*`` and served by the FHIR
 # server through ``mappings.referrals.to_fhir_*``. The clinic API never accepts them in a PUT.
 
+
 #: FHIR ``id`` (hl7.org/fhir/R4/datatypes.html#id)
 FhirId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9\-.]{1,64}$")]
-#: a free-text element carried over from an EHR (problem names, sig lines, reaction texts)
-ImportedText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+#: a free-text element carried over from an EHR (problem names, sig lines, reaction texts), always a valid
+#: FHIR string (other whitespace such as U+00A0 becomes a space), so it survives a FHIR round trip
+ImportedText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), AfterValidator(fhir_string)
+]
 #: a FHIR dateTime reduced to a year ("2019") or a year and month ("2019-03")
 PartialDate = Annotated[str, StringConstraints(pattern=r"^\d{4}(-(0[1-9]|1[0-2]))?$")]
 
@@ -498,6 +509,7 @@ Codings = Annotated[list[RecordCoding], Field(max_length=20)]
 def _code_or_text(codes: list[RecordCoding], text: str | None) -> None:
     if not codes and text is None:
         raise PydanticCustomError("code_or_text", "give at least one coding or a text")
+    _unique([(coding.system, coding.code) for coding in codes], "coding (system and code)")
 
 
 class RecordConcept(BaseModel):

@@ -238,6 +238,23 @@ def test_performer(dose_practitioner, session_practitioner, performer) -> None:
     assert resource.get("performer") == expected
 
 
+@pytest.mark.parametrize(
+    ("fields", "text"),
+    [
+        pytest.param(
+            {"dose_mg": 200, "unit_strength_mg": 100}, "200 mg sublingual (2 troches of 100 mg)", id="two"
+        ),
+        pytest.param(
+            {"dose_mg": 100, "unit_strength_mg": 100}, "100 mg sublingual (1 troche of 100 mg)", id="one"
+        ),
+        pytest.param({"dose_mg": 150, "unit_strength_mg": 100}, "150 mg sublingual", id="fraction"),
+        pytest.param({"dose_mg": 50, "unit_strength_mg": 100}, "50 mg sublingual", id="half"),
+    ],
+)
+def test_troche_count_in_text(fields: dict, text: str) -> None:
+    assert map_dose(dose(route="sublingual", form="troche", **fields))["dosage"]["text"] == text
+
+
 def test_subject_and_context_come_from_the_session() -> None:
     ctx = make_context()
     resource = map_dose(dose(route="iv", dose_mg=30))

@@ -217,3 +217,18 @@ def test_any_session_maps_to_valid_fhir(record: SessionRecord, external_id: str)
     assert [r["resourceType"] for r in rest] in ([], ["Procedure"])
     if rest:
         assert record.status.value in ("completed", "in-progress")
+
+
+@pytest.mark.parametrize(
+    ("index", "drop"),
+    [
+        pytest.param(0, "type", id="encounter-type"),
+        pytest.param(0, "class", id="encounter-class"),
+        pytest.param(1, "code", id="procedure-code"),
+        pytest.param(1, "performedPeriod", id="procedure-performed"),
+    ],
+)
+def test_profile_check_is_not_vacuous(index: int, drop: str, profile_validator) -> None:  # noqa: F811
+    data = as_json(map_case("session-dosing-iv")[index])
+    del data[drop]
+    assert profile_errors(profile_validator, data)

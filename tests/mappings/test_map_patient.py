@@ -179,3 +179,22 @@ def test_any_patient_maps_to_valid_fhir(record: PatientRecord, external_id: str)
 def test_any_practitioner_maps_to_valid_fhir(record: PractitionerRecord, external_id: str) -> None:
     data = assert_valid(to_fhir_practitioner(record, external_id=external_id, ctx=make_context()))
     assert data["name"][0]["family"].strip()
+
+
+@pytest.mark.parametrize(
+    ("name", "drop"),
+    [
+        pytest.param("patient-full", "gender", id="patient-gender"),
+        pytest.param("patient-full", "identifier", id="patient-identifier"),
+        pytest.param("patient-minimal", "name", id="patient-name"),
+        pytest.param("practitioner", "name", id="practitioner-name"),
+        pytest.param("practitioner", "identifier", id="practitioner-identifier"),
+        pytest.param("organization", "active", id="organization-active"),
+        pytest.param("organization", "name", id="organization-name"),
+    ],
+)
+def test_profile_check_is_not_vacuous(name: str, drop: str, profile_validator) -> None:  # noqa: F811
+    [resource] = map_case(name)
+    data = as_json(resource)
+    del data[drop]
+    assert profile_errors(profile_validator, data)
