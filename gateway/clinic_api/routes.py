@@ -11,8 +11,9 @@ from starlette.concurrency import run_in_threadpool
 from gateway.clinic_api import services
 from gateway.clinic_api.examples import RECORD_EXAMPLES, VALIDATION_ERROR_EXAMPLE
 from gateway.core.errors import FHIR_JSON, RecordValidationError, field_error, pydantic_errors
-from gateway.db.tables import RecordRow, ResourceRow
+from gateway.db.tables import RecordRow
 from gateway.deps import ClinicDep, SessionDep, SettingsDep
+from gateway.store.versions import CurrentRow
 from mappings.records import EXTERNAL_ID_PATTERN, RECORD_KINDS, RecordKind, RecordModel
 
 router = APIRouter(prefix="/api/v1", tags=["clinic records"])
@@ -84,7 +85,7 @@ def envelope(row: RecordRow, outcome: services.Outcome | None = None) -> RecordE
     )
 
 
-def collection_bundle(fhir_base: str, rows: list[ResourceRow]) -> bytes:
+def collection_bundle(fhir_base: str, rows: list[CurrentRow]) -> bytes:
     """A collection Bundle around stored resource bytes (no parse, no re-serialization)."""
     entries = b",".join(
         b'{"fullUrl":'

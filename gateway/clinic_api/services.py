@@ -26,7 +26,7 @@ from gateway.core.errors import (
 )
 from gateway.db.engine import Session
 from gateway.db.repositories import records as record_repo
-from gateway.db.tables import RecordRow, ResourceRow, utcnow
+from gateway.db.tables import RecordRow, utcnow
 from gateway.store import records as record_store
 from gateway.store import versions
 from mappings.records import RECORD_KINDS, DoseRecord, RecordModel, SessionKind
@@ -177,6 +177,7 @@ def _write(
         model=model,
         now=now,
         activity="CREATE" if outcome is Outcome.created else "UPDATE",
+        lookup=refs.get,
     )
     return WriteResult(outcome, row), []
 
@@ -216,7 +217,7 @@ def get_record(session: Session, *, clinic: ClinicScope, kind: str, external_id:
 
 def record_resources(
     session: Session, *, clinic: ClinicScope, kind: str, external_id: str
-) -> list[ResourceRow]:
+) -> list[versions.CurrentRow]:
     row = get_record(session, clinic=clinic, kind=kind, external_id=external_id)
     assert row.id is not None
     return [r for r in versions.current_for_record(session, record_pk=row.id) if not r.deleted]

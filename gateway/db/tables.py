@@ -129,6 +129,7 @@ class ResourceRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("resource_type", "resource_id", name="uq_resource_key"),
         Index("ix_resource_clinic_type", "clinic_pk", "resource_type", "last_updated"),
+        Index("ix_resource_id", "resource_id"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BIGINT_PK, primary_key=True, autoincrement=True))

@@ -8,14 +8,16 @@ and enqueue outbox rows. The clinic's Organization is kept current the same way.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
 
+import orjson
+
 from gateway.core.ids import resource_id
 from gateway.db.engine import Session
-from gateway.db.repositories import records as record_repo
 from gateway.db.tables import RecordRow
 from gateway.store import outbox, versions
 from mappings.context import MappingContext
@@ -26,6 +28,9 @@ from mappings.outbound import map_record, related_keys
 from mappings.provenance import Activity, to_fhir_provenance
 from mappings.records import IMPORTED_KINDS, RECORD_KINDS, RecordModel
 
+#: (kind, external id) -> the live record row, or None; the caller's cache of referenced records
+RecordLookup = Callable[[str, str], RecordRow | None]
+
 
 @dataclass(frozen=True)
 class ClinicIdentity:
@@ -34,27 +39,22 @@ class ClinicIdentity:
     name: str
     identifier_base: str
 
+    def context(
+        self, now: datetime, related: Mapping[tuple[str, str], RecordModel] | None = None
+    ) -> MappingContext:
+        return MappingContext(
+            clinic_slug=self.slug,
+            clinic_name=self.name,
+            identifier_base=self.identifier_base,
+            resource_id=partial(resource_id, self.slug),
+            recorded=now,
+            related=related or {},
+        )
+
 
 def to_json(resource: FHIRResourceModel) -> dict[str, Any]:
+    """The validated model as plain JSON (fhir.resources' own serializer: FHIR's JSON rules)."""
     return json.loads(resource.model_dump_json())
-
-
-def mapping_context(
-    session: Session, clinic: ClinicIdentity, *, kind: str, model: RecordModel, now: datetime
-) -> MappingContext:
-    related: dict[tuple[str, str], RecordModel] = {}
-    for related_kind, external_id in related_keys(kind, model):
-        row = record_repo.get_record(session, clinic_pk=clinic.pk, kind=related_kind, external_id=external_id)
-        if row is not None:
-            related[(related_kind, external_id)] = record_model(row)
-    return MappingContext(
-        clinic_slug=clinic.slug,
-        clinic_name=clinic.name,
-        identifier_base=clinic.identifier_base,
-        resource_id=partial(resource_id, clinic.slug),
-        recorded=now,
-        related=related,
-    )
 
 
 def record_model(row: RecordRow) -> RecordModel:
@@ -70,49 +70,77 @@ def write_record_resources(
     model: RecordModel,
     now: datetime,
     activity: Activity,
+    lookup: RecordLookup,
 ) -> list[versions.VersionWrite]:
     assert row.id is not None
-    ctx = mapping_context(session, clinic, kind=row.kind, model=model, now=now)
+    related = {}
+    for key in related_keys(row.kind, model):
+        found = lookup(*key)
+        if found is not None:
+            related[key] = record_model(found)
+    ctx = clinic.context(now, related)
     resources = [to_json(r) for r in map_record(row.kind, row.external_id, model, ctx)]
-    organization = versions.put_resource(
-        session, clinic_pk=clinic.pk, resource=to_json(to_fhir_organization(ctx)), now=now
+    organization = _write_organization(session, clinic, ctx, now)
+    writes = versions.put_resources(
+        session, clinic_pk=clinic.pk, resources=resources, now=now, record_pk=row.id
     )
-    writes = [
-        versions.put_resource(session, clinic_pk=clinic.pk, resource=r, now=now, record_pk=row.id)
-        for r in resources
-    ]
     produced = {(r["resourceType"], r["id"]) for r in resources}
-    provenance_id = ctx.id_of(row.kind, row.external_id, "provenance")
-    for stale in versions.current_for_record(session, record_pk=row.id):
-        key = (stale.resource_type, stale.resource_id)
-        if key not in produced and not stale.deleted and stale.resource_type != "Provenance":
-            writes.append(_retire(session, clinic_pk=clinic.pk, row=stale, now=now))
-    changed = [w for w in writes if w.changed]
-    if changed:
-        targets = [f"{w.resource_type}/{w.resource_id}" for w in changed]
-        provenance = to_fhir_provenance(
-            targets, kind=row.kind, external_id=row.external_id, ctx=ctx, activity=activity
-        )
-        provenance_json = to_json(provenance)
-        assert provenance_json["id"] == provenance_id
-        writes.append(
-            versions.put_resource(
-                session, clinic_pk=clinic.pk, resource=provenance_json, now=now, record_pk=row.id
-            )
-        )
+    if activity != "CREATE":  # a new record has no resources it could have stopped mapping to
+        for stale in versions.current_for_record(session, record_pk=row.id):
+            key = (stale.resource_type, stale.resource_id)
+            if key not in produced and not stale.deleted and stale.resource_type != "Provenance":
+                writes.append(_retire(session, clinic_pk=clinic.pk, row=stale, now=now))
+    writes += _provenance(session, clinic, row, ctx, writes, activity, now)
     outbox.enqueue(
         session,
         clinic_pk=clinic.pk,
-        writes=[organization, *writes],
+        writes=[*organization, *writes],
         patient_key=row.patient_external_id,
         now=now,
     )
     return writes
 
 
+def _write_organization(
+    session: Session, clinic: ClinicIdentity, ctx: MappingContext, now: datetime
+) -> list[versions.VersionWrite]:
+    """The clinic's Organization, checked once per transaction (a batch writes it at most once)."""
+    transaction = session.get_transaction()
+    marker = session.info.get("organization_written")
+    if marker is None or marker[0] is not transaction:
+        marker = session.info["organization_written"] = (transaction, set())
+    if clinic.pk in marker[1]:
+        return []
+    marker[1].add(clinic.pk)
+    return versions.put_resources(
+        session, clinic_pk=clinic.pk, resources=[to_json(to_fhir_organization(ctx))], now=now
+    )
+
+
+def _provenance(
+    session: Session,
+    clinic: ClinicIdentity,
+    row: RecordRow,
+    ctx: MappingContext,
+    writes: list[versions.VersionWrite],
+    activity: Activity,
+    now: datetime,
+) -> list[versions.VersionWrite]:
+    changed = [w for w in writes if w.changed]
+    if not changed:
+        return []
+    targets = [f"{w.resource_type}/{w.resource_id}" for w in changed]
+    provenance = to_fhir_provenance(
+        targets, kind=row.kind, external_id=row.external_id, ctx=ctx, activity=activity
+    )
+    return versions.put_resources(
+        session, clinic_pk=clinic.pk, resources=[to_json(provenance)], now=now, record_pk=row.id
+    )
+
+
 def _retire(session: Session, *, clinic_pk: int, row: Any, now: datetime) -> versions.VersionWrite:
     """A resource its record no longer maps to (or whose record was deleted)."""
-    replacement = entered_in_error(json.loads(row.content))
+    replacement = entered_in_error(orjson.loads(row.content))
     if replacement is None:
         return versions.delete_resource(session, row=row, now=now)
     return versions.put_resource(
@@ -129,23 +157,6 @@ def delete_record_resources(
         for stale in versions.current_for_record(session, record_pk=row.id)
         if not stale.deleted and stale.resource_type != "Provenance"
     ]
-    changed = [w for w in writes if w.changed]
-    if changed:
-        ctx = MappingContext(
-            clinic_slug=clinic.slug,
-            clinic_name=clinic.name,
-            identifier_base=clinic.identifier_base,
-            resource_id=partial(resource_id, clinic.slug),
-            recorded=now,
-        )
-        targets = [f"{w.resource_type}/{w.resource_id}" for w in changed]
-        provenance = to_fhir_provenance(
-            targets, kind=row.kind, external_id=row.external_id, ctx=ctx, activity="DELETE"
-        )
-        writes.append(
-            versions.put_resource(
-                session, clinic_pk=clinic.pk, resource=to_json(provenance), now=now, record_pk=row.id
-            )
-        )
+    writes += _provenance(session, clinic, row, clinic.context(now), writes, "DELETE", now)
     outbox.enqueue(session, clinic_pk=clinic.pk, writes=writes, patient_key=row.patient_external_id, now=now)
     return writes

@@ -1,13 +1,14 @@
 """The canonical FHIR resource store: current rows, version history and the search index, in one place.
 
 A resource gets a new version only when its JSON changed (ignoring ``meta.versionId`` and
-``meta.lastUpdated``, which the store sets); an unchanged write costs one lookup and writes
+``meta.lastUpdated``, which the store sets); an unchanged write costs part of one lookup and writes
 nothing. Stored bytes are what the FHIR API serves, without re-validation or re-mapping.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,8 +17,9 @@ import orjson
 
 from gateway.db.engine import Session
 from gateway.db.repositories import resources as resource_repo
-from gateway.db.tables import ResourceRow, ResourceVersionRow
 from gateway.store import search_index
+
+CurrentRow = resource_repo.CurrentRow
 
 
 @dataclass(frozen=True)
@@ -51,69 +53,120 @@ def _stamp(resource: dict[str, Any], version_id: int, now: datetime) -> bytes:
 
 get_current = resource_repo.get_current
 current_for_record = resource_repo.current_for_record
+history = resource_repo.versions_of
+
+
+def put_resources(
+    session: Session,
+    *,
+    clinic_pk: int,
+    resources: Sequence[dict[str, Any]],
+    now: datetime,
+    record_pk: int | None = None,
+) -> list[VersionWrite]:
+    """Writes each resource as a new version where its content changed; returns what happened to each.
+
+    One lookup for all of them, one executemany per table for the writes.
+    """
+    current = resource_repo.current_by_keys(session, keys=[(r["resourceType"], r["id"]) for r in resources])
+    results: list[VersionWrite | None] = []
+    new_rows: list[dict[str, Any]] = []
+    new_resources: list[tuple[int, dict[str, Any]]] = []  # (position in results, resource)
+    changed: list[tuple[int, int, dict[str, Any], bytes]] = []  # (pk, version, resource, content)
+    stale_pks: list[int] = []
+    for resource in resources:
+        digest = content_hash(resource)
+        row = current.get((resource["resourceType"], resource["id"]))
+        if row is not None and not row.deleted and row.content_hash == digest:
+            results.append(
+                VersionWrite(row.id, row.resource_type, row.resource_id, row.version_id, changed=False)
+            )
+            continue
+        if row is None:
+            content = _stamp(resource, 1, now)
+            new_rows.append(
+                {
+                    "clinic_pk": clinic_pk,
+                    "resource_type": resource["resourceType"],
+                    "resource_id": resource["id"],
+                    "version_id": 1,
+                    "last_updated": now,
+                    "content": content,
+                    "content_hash": digest,
+                    "record_pk": record_pk,
+                    "deleted": False,
+                }
+            )
+            new_resources.append((len(results), resource))
+            results.append(None)
+            continue
+        version_id = row.version_id + 1
+        content = _stamp(resource, version_id, now)
+        values = {
+            "version_id": version_id,
+            "last_updated": now,
+            "content": content,
+            "content_hash": digest,
+            "deleted": False,
+        }
+        if record_pk is not None:
+            values["record_pk"] = record_pk
+        resource_repo.update_current(session, resource_pk=row.id, values=values)
+        stale_pks.append(row.id)
+        changed.append((row.id, version_id, resource, content))
+        results.append(VersionWrite(row.id, row.resource_type, row.resource_id, version_id, changed=True))
+    new_pks = resource_repo.insert_current(session, rows=new_rows)
+    for pk, row_values, (position, resource) in zip(new_pks, new_rows, new_resources, strict=True):
+        changed.append((pk, 1, resource, row_values["content"]))
+        results[position] = VersionWrite(pk, resource["resourceType"], resource["id"], 1, changed=True)
+    resource_repo.insert_versions(
+        session,
+        rows=[
+            {
+                "resource_pk": pk,
+                "version_id": version,
+                "last_updated": now,
+                "content": content,
+                "deleted": False,
+            }
+            for pk, version, _, content in changed
+        ],
+    )
+    index: dict[str, list[dict[str, Any]]] = {"token": [], "reference": [], "date": [], "string": []}
+    for pk, _, resource, _ in changed:
+        for kind, rows in search_index.index_rows(pk, resource).items():
+            index[kind].extend(rows)
+    resource_repo.replace_index_rows(session, stale_pks=stale_pks, rows=index)
+    return [r for r in results if r is not None]
 
 
 def put_resource(
     session: Session, *, clinic_pk: int, resource: dict[str, Any], now: datetime, record_pk: int | None = None
 ) -> VersionWrite:
-    """Writes ``resource`` as a new version if its content changed; returns what happened."""
-    digest = content_hash(resource)
-    row = get_current(session, resource_type=resource["resourceType"], resource_id=resource["id"])
-    if row is not None and not row.deleted and row.content_hash == digest:
-        assert row.id is not None
-        return VersionWrite(row.id, row.resource_type, row.resource_id, row.version_id, changed=False)
-    version_id = 1 if row is None else row.version_id + 1
-    content = _stamp(resource, version_id, now)
-    if row is None:
-        row = ResourceRow(
-            clinic_pk=clinic_pk,
-            resource_type=resource["resourceType"],
-            resource_id=resource["id"],
-            version_id=version_id,
-            last_updated=now,
-            content=content,
-            content_hash=digest,
-            record_pk=record_pk,
-        )
-    else:
-        row.version_id, row.last_updated, row.content, row.content_hash = version_id, now, content, digest
-        row.deleted = False
-        if record_pk is not None:
-            row.record_pk = record_pk
-    resource_pk = resource_repo.save_current(session, row=row)
-    resource_repo.add_version(
-        session,
-        version=ResourceVersionRow(
-            resource_pk=resource_pk, version_id=version_id, last_updated=now, content=content
-        ),
-    )
-    resource_repo.replace_index_rows(
-        session, resource_pk=resource_pk, rows=search_index.index_rows(resource_pk, resource)
-    )
-    return VersionWrite(resource_pk, row.resource_type, row.resource_id, version_id, changed=True)
+    return put_resources(session, clinic_pk=clinic_pk, resources=[resource], now=now, record_pk=record_pk)[0]
 
 
-def delete_resource(session: Session, *, row: ResourceRow, now: datetime) -> VersionWrite:
+def delete_resource(session: Session, *, row: CurrentRow, now: datetime) -> VersionWrite:
     """A deletion is a version too (history keeps it); the resource leaves the search index."""
-    assert row.id is not None
     if row.deleted:
         return VersionWrite(
             row.id, row.resource_type, row.resource_id, row.version_id, changed=False, deleted=True
         )
-    row.version_id += 1
-    row.last_updated, row.deleted = now, True
-    resource_repo.save_current(session, row=row)
-    resource_repo.add_version(
+    version_id = row.version_id + 1
+    resource_repo.update_current(
+        session, resource_pk=row.id, values={"version_id": version_id, "last_updated": now, "deleted": True}
+    )
+    resource_repo.insert_versions(
         session,
-        version=ResourceVersionRow(
-            resource_pk=row.id, version_id=row.version_id, last_updated=now, content=row.content, deleted=True
-        ),
+        rows=[
+            {
+                "resource_pk": row.id,
+                "version_id": version_id,
+                "last_updated": now,
+                "content": row.content,
+                "deleted": True,
+            }
+        ],
     )
-    resource_repo.replace_index_rows(session, resource_pk=row.id, rows={})
-    return VersionWrite(
-        row.id, row.resource_type, row.resource_id, row.version_id, changed=True, deleted=True
-    )
-
-
-def history(session: Session, *, resource_pk: int) -> list[ResourceVersionRow]:
-    return resource_repo.versions_of(session, resource_pk=resource_pk)
+    resource_repo.replace_index_rows(session, stale_pks=[row.id], rows={})
+    return VersionWrite(row.id, row.resource_type, row.resource_id, version_id, changed=True, deleted=True)
