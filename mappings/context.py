@@ -20,8 +20,11 @@ PRIMARY_TYPE: dict[str, str] = {
     "sessions": "Encounter",
     "doses": "MedicationAdministration",
     "adverse-events": "AdverseEvent",
-    "assessments": "QuestionnaireResponse",
+    "conditions": "Condition",
+    "medications": "MedicationRequest",
+    "allergies": "AllergyIntolerance",
 }
+# vitals and assessments map to several resources and have no primary one: name the type and part.
 
 
 @dataclass(frozen=True)

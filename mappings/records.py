@@ -751,3 +751,7 @@ IMPORTED_KINDS: dict[str, type[RecordModel]] = {
     "medications": MedicationRecord,
     "allergies": AllergyRecord,
 }
+
+
+#: every record kind the gateway stores: clinic-written and EHR-imported
+ALL_KINDS: dict[str, type[RecordModel]] = {**RECORD_KINDS, **IMPORTED_KINDS}

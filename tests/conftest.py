@@ -27,6 +27,8 @@ from gateway.core.config import Settings
 from gateway.db.engine import make_engine, normalize_url
 from gateway.db.migrate import upgrade
 
+pytest_plugins = ["support.fhir_validator"]  # the independent FHIR validator fixture
+
 POSTGRES_URL = os.environ.get("KAPGW_TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite", *(["postgresql"] if POSTGRES_URL else [])]
 

@@ -14,7 +14,7 @@ from gateway.core.errors import FHIR_JSON, RecordValidationError, field_error, p
 from gateway.db.tables import RecordRow
 from gateway.deps import ClinicDep, SessionDep, SettingsDep
 from gateway.store.versions import CurrentRow
-from mappings.records import EXTERNAL_ID_PATTERN, RECORD_KINDS, RecordKind, RecordModel
+from mappings.records import ALL_KINDS, EXTERNAL_ID_PATTERN, RecordKind, RecordModel
 
 router = APIRouter(prefix="/api/v1", tags=["clinic records"])
 
@@ -74,6 +74,11 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
+SINGULAR = {"patients": "patient", "practitioners": "practitioner", "sessions": "session", "doses": "dose",
+            "vitals": "vital-signs", "assessments": "assessment", "adverse-events": "adverse-event",
+            "conditions": "condition", "medications": "medication", "allergies": "allergy"}
+
+
 def envelope(row: RecordRow, outcome: services.Outcome | None = None) -> RecordEnvelope:
     return RecordEnvelope(
         kind=row.kind,
@@ -99,6 +104,12 @@ def collection_bundle(fhir_base: str, rows: list[CurrentRow]) -> bytes:
 
 
 def _add_kind_routes(kind: str, model: type[RecordModel]) -> None:
+    if model.writable:
+        _add_write_routes(kind, model)
+    _add_read_routes(kind)
+
+
+def _add_write_routes(kind: str, model: type[RecordModel]) -> None:
     _, example = RECORD_EXAMPLES[kind]
     name = kind.replace("-", "_")
 
@@ -106,7 +117,7 @@ def _add_kind_routes(kind: str, model: type[RecordModel]) -> None:
         f"/{kind}/{{external_id}}",
         response_model=RecordEnvelope,
         operation_id=f"put_{name}",
-        summary=f"Create or update a {kind[:-1]} record (idempotent)",
+        summary=f"Create or update a {SINGULAR[kind]} record (idempotent)",
         responses={201: {"model": RecordEnvelope, "description": "created"}, **ERRORS},
         description="Upsert by the clinic's id. The same body twice changes nothing (200, outcome "
         "`unchanged`). References name other records by their ids and must exist.",
@@ -126,21 +137,11 @@ def _add_kind_routes(kind: str, model: type[RecordModel]) -> None:
             response.status_code = status.HTTP_201_CREATED
         return envelope(result.row, result.outcome)
 
-    @router.get(
-        f"/{kind}/{{external_id}}",
-        response_model=RecordEnvelope,
-        operation_id=f"get_{name}",
-        summary=f"Read a {kind[:-1]} record",
-        responses={**ERRORS, **NOT_FOUND},
-    )
-    def get(external_id: ExternalIdPath, clinic: ClinicDep, session: SessionDep) -> RecordEnvelope:
-        return envelope(services.get_record(session, clinic=clinic, kind=kind, external_id=external_id))
-
     @router.delete(
         f"/{kind}/{{external_id}}",
         status_code=204,
         operation_id=f"delete_{name}",
-        summary=f"Delete a {kind[:-1]} record",
+        summary=f"Delete a {SINGULAR[kind]} record",
         description="Marks the record's FHIR resources entered-in-error. 409 while other records "
         "still reference it.",
         responses={**ERRORS, **NOT_FOUND, 409: {"model": ErrorDetail, "description": "still referenced"}},
@@ -151,10 +152,26 @@ def _add_kind_routes(kind: str, model: type[RecordModel]) -> None:
         services.delete_record(session, settings, clinic=clinic, kind=kind, external_id=external_id)
         return Response(status_code=204)
 
+
+def _add_read_routes(kind: str) -> None:
+    name = kind.replace("-", "_")
+    readonly = "" if ALL_KINDS[kind].writable else " Imported from hospital EHRs; read-only here."
+
+    @router.get(
+        f"/{kind}/{{external_id}}",
+        response_model=RecordEnvelope,
+        operation_id=f"get_{name}",
+        summary=f"Read a {SINGULAR[kind]} record",
+        description=readonly or None,
+        responses={**ERRORS, **NOT_FOUND},
+    )
+    def get(external_id: ExternalIdPath, clinic: ClinicDep, session: SessionDep) -> RecordEnvelope:
+        return envelope(services.get_record(session, clinic=clinic, kind=kind, external_id=external_id))
+
     @router.get(
         f"/{kind}/{{external_id}}/fhir",
         operation_id=f"get_{name}_fhir",
-        summary=f"The FHIR resources a {kind[:-1]} record maps to",
+        summary=f"The FHIR resources a {SINGULAR[kind]} record maps to",
         description="A FHIR `Bundle` of type `collection` with the current version of each resource, as stored.",
         response_class=Response,
         responses={200: {"content": {FHIR_JSON: {"schema": {"type": "object"}}}}, **ERRORS, **NOT_FOUND},
@@ -187,7 +204,7 @@ def _add_kind_routes(kind: str, model: type[RecordModel]) -> None:
         )
 
 
-for _kind, _model in RECORD_KINDS.items():
+for _kind, _model in ALL_KINDS.items():
     _add_kind_routes(_kind, _model)
 
 

@@ -29,7 +29,7 @@ from gateway.db.repositories import records as record_repo
 from gateway.db.tables import RecordRow, utcnow
 from gateway.store import records as record_store
 from gateway.store import versions
-from mappings.records import RECORD_KINDS, DoseRecord, RecordModel, SessionKind
+from mappings.records import ALL_KINDS, RECORD_KINDS, DoseRecord, RecordModel, SessionKind
 
 
 class Outcome(StrEnum):
@@ -234,7 +234,7 @@ def list_records(
 def _dependents(kind: str) -> dict[str, list[str]]:
     """field name -> record kinds that reference ``kind`` through it."""
     out: dict[str, list[str]] = {}
-    for other_kind, model in RECORD_KINDS.items():
+    for other_kind, model in ALL_KINDS.items():
         for name, target in model.references.items():
             if target == kind:
                 out.setdefault(name, []).append(other_kind)

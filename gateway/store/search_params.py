@@ -69,7 +69,8 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
         "effective-time": _p("date", "effectiveDateTime", "effectivePeriod"),
         "status": _p("token", "status"),
         "context": _p("reference", "context"),
-        "code": _p("token", "medicationCodeableConcept"),
+        # the gateway's doses carry a contained Medication (#med) with the code and lot
+        "code": _p("token", "medicationCodeableConcept", "contained.code"),
         "performer": _p("reference", "performer.actor"),
     },
     "Observation": {
@@ -128,7 +129,7 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
         "subject": SUBJECT,
         "status": _p("token", "status"),
         "intent": _p("token", "intent"),
-        "code": _p("token", "medicationCodeableConcept"),
+        "code": _p("token", "medicationCodeableConcept", "contained.code"),
         "authoredon": _p("date", "authoredOn"),
         "encounter": ENCOUNTER,
     },

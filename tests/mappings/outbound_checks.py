@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from hypothesis import strategies as st
+from support.fhir_validator import US_CORE, ProfileValidator, errors_only, json_schema_errors
 
 from mappings.context import MappingContext
 from mappings.records import RECORD_KINDS, RecordModel
 from tests.mappings.conftest import load_clinic_fixture, make_context
-from tests.support.fhir_validator import US_CORE, ProfileValidator, errors_only, json_schema_errors
 
 #: US Core 6.1 profile each resource declares -> the US Core 5.0.1 profile it is validated against (same
 #: canonical URL; 5.0.1 is what is available offline)

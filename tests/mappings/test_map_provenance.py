@@ -12,7 +12,6 @@ from mappings.patient import to_fhir_patient
 from mappings.provenance import to_fhir_provenance
 from tests.mappings.conftest import RECORDED, assert_golden, make_context
 from tests.mappings.outbound_checks import EXTERNAL_ID, as_json, assert_valid, load_case, profile_errors
-from tests.support.fhir_validator import profile_validator  # noqa: F401  (session fixture)
 
 DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
 
@@ -31,7 +30,7 @@ def test_golden() -> None:
     assert_golden("provenance", map_case())
 
 
-def test_golden_passes_schema_and_profiles(profile_validator) -> None:  # noqa: F811
+def test_golden_passes_schema_and_profiles(profile_validator) -> None:
     [resource] = map_case()
     assert profile_errors(profile_validator, assert_valid(resource)) == []
 

@@ -11,7 +11,6 @@ from support.fhir_validator import (
     ProfileValidator,
     errors_only,
     json_schema_errors,
-    profile_validator,  # noqa: F401  (session fixture)
     require_validator,
 )
 
@@ -59,7 +58,7 @@ def assert_conforms(response: dict[str, Any], questionnaire: dict[str, Any]) -> 
 
 
 @pytest.mark.parametrize("key", KEYS)
-def test_questionnaire_is_valid(key: str, profile_validator: ProfileValidator) -> None:  # noqa: F811
+def test_questionnaire_is_valid(key: str, profile_validator: ProfileValidator) -> None:
     questionnaire = to_fhir_questionnaire(get_instrument(key))
     assert type(questionnaire).model_validate(questionnaire.model_dump()) == questionnaire
     resource = json.loads(questionnaire.model_dump_json(exclude_none=True))

@@ -15,7 +15,6 @@ from support.fhir_validator import (
     ProfileValidator,
     errors_only,
     json_schema_errors,
-    profile_validator,  # noqa: F401  (session fixture)
     require_validator,
 )
 
@@ -66,7 +65,7 @@ def test_golden(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", [pytest.param(name, id=name) for name in GOLDEN])
-def test_golden_passes_profiles(name: str, profile_validator: ProfileValidator) -> None:  # noqa: F811
+def test_golden_passes_profiles(name: str, profile_validator: ProfileValidator) -> None:
     resources = _dicts(_map_fixture(name))
     requests = []
     for resource in resources:
@@ -258,7 +257,7 @@ def test_profile_check_is_not_vacuous(
     part: str,
     path: tuple[str | int, ...],
     bad: str,
-    profile_validator: ProfileValidator,  # noqa: F811
+    profile_validator: ProfileValidator,
 ) -> None:
     [resource] = [
         r

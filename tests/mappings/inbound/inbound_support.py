@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from hypothesis import strategies as st
+from support.fhir_validator import US_CORE, ProfileValidator, errors_only
 
 from mappings.context import MappingContext
 from mappings.fhir_text import fhir_string
@@ -38,7 +39,6 @@ from mappings.records import (
 )
 from tests.mappings.conftest import FIXTURES, load_clinic_fixture, make_context
 from tests.mappings.outbound_checks import AWARE, EXTERNAL_ID
-from tests.support.fhir_validator import US_CORE, ProfileValidator, errors_only
 
 EHR = FIXTURES / "ehr"
 

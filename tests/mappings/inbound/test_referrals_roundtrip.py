@@ -46,7 +46,6 @@ from tests.mappings.inbound.inbound_support import (
     profile_errors,
 )
 from tests.mappings.outbound_checks import EXTERNAL_ID, as_json, assert_valid
-from tests.support.fhir_validator import profile_validator  # noqa: F401  (session fixture)
 
 TO_FHIR: dict[str, Callable[..., Any]] = {
     "conditions": to_fhir_condition,
@@ -78,7 +77,7 @@ def test_golden(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, id=n) for n in GOLDEN])
-def test_golden_passes_schema_and_profiles(name: str, profile_validator) -> None:  # noqa: F811
+def test_golden_passes_schema_and_profiles(name: str, profile_validator) -> None:
     data = assert_valid(map_case(name))
     assert profile_errors(profile_validator, data) == []
 
@@ -196,7 +195,7 @@ def _imported() -> list[Any]:
 def test_every_imported_fixture_entry_is_served_valid_and_round_trips(
     kind: str,
     record: Any,
-    profile_validator,  # noqa: F811
+    profile_validator,
 ) -> None:
     resource = TO_FHIR[kind](record, external_id="r-1", ctx=make_context())
     data = assert_valid(resource)
@@ -221,7 +220,7 @@ def _property(kind: str, record: Any, external_id: str, validator: Any) -> None:
 def test_any_condition_maps_to_valid_fhir_and_back(
     record: ConditionRecord,
     external_id: str,
-    profile_validator,  # noqa: F811
+    profile_validator,
 ) -> None:
     _property("conditions", record, external_id, profile_validator)
 
@@ -231,7 +230,7 @@ def test_any_condition_maps_to_valid_fhir_and_back(
 def test_any_medication_maps_to_valid_fhir_and_back(
     record: MedicationRecord,
     external_id: str,
-    profile_validator,  # noqa: F811
+    profile_validator,
 ) -> None:
     _property("medications", record, external_id, profile_validator)
 
@@ -241,6 +240,6 @@ def test_any_medication_maps_to_valid_fhir_and_back(
 def test_any_allergy_maps_to_valid_fhir_and_back(
     record: AllergyRecord,
     external_id: str,
-    profile_validator,  # noqa: F811
+    profile_validator,
 ) -> None:
     _property("allergies", record, external_id, profile_validator)
