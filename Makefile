@@ -33,6 +33,7 @@ test: $(VENV)/.installed-test tools/fhir-validator/node_modules/.package-lock.js
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check gateway mappings fixtures tests bench
 	$(BIN)/ruff format --check gateway mappings fixtures tests bench
+	$(BIN)/mypy gateway mappings
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff format gateway mappings fixtures tests bench

@@ -7,7 +7,7 @@ them up and passes them in ``MappingContext.related``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from mappings.adverse_event import to_fhir_adverse_event
 from mappings.assessment import to_fhir_assessment
@@ -21,7 +21,7 @@ from mappings.records import DoseRecord, RecordModel
 from mappings.referrals import to_fhir_allergy, to_fhir_condition, to_fhir_medication_request
 from mappings.vitals import to_fhir_vitals
 
-Mapper = Callable[..., FHIRResourceModel | list[FHIRResourceModel]]
+Mapper = Callable[..., FHIRResourceModel | Sequence[FHIRResourceModel]]
 
 MAPPERS: dict[str, Mapper] = {
     "patients": to_fhir_patient,
@@ -47,4 +47,4 @@ def map_record(
     kind: str, external_id: str, record: RecordModel, ctx: MappingContext
 ) -> list[FHIRResourceModel]:
     mapped = MAPPERS[kind](record, external_id=external_id, ctx=ctx)
-    return mapped if isinstance(mapped, list) else [mapped]
+    return list(mapped) if isinstance(mapped, Sequence) else [mapped]

@@ -292,8 +292,9 @@ VITAL_BOUNDS: dict[str, tuple[float, float]] = {
 
 
 def _bounded(measure: str) -> Any:
+    """An optional measure within its VITAL_BOUNDS."""
     low, high = VITAL_BOUNDS[measure]
-    return Annotated[float, Field(ge=low, le=high)] | None
+    return Field(default=None, ge=low, le=high)
 
 
 class VitalsRecord(RecordModel):
@@ -303,13 +304,13 @@ class VitalsRecord(RecordModel):
     taken_at: AwareDatetime
     session_id: ExternalId | None = None
     phase: Phase | None = None
-    systolic: _bounded("systolic") = None
-    diastolic: _bounded("diastolic") = None
-    heart_rate: _bounded("heart_rate") = None
-    resp_rate: _bounded("resp_rate") = None
-    spo2: _bounded("spo2") = None
-    temperature_c: _bounded("temperature_c") = None
-    weight_kg: _bounded("weight_kg") = None
+    systolic: float | None = _bounded("systolic")
+    diastolic: float | None = _bounded("diastolic")
+    heart_rate: float | None = _bounded("heart_rate")
+    resp_rate: float | None = _bounded("resp_rate")
+    spo2: float | None = _bounded("spo2")
+    temperature_c: float | None = _bounded("temperature_c")
+    weight_kg: float | None = _bounded("weight_kg")
 
     def measures(self) -> dict[str, float]:
         return {name: value for name in VITAL_BOUNDS if (value := getattr(self, name)) is not None}

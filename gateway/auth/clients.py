@@ -10,7 +10,7 @@ from gateway.auth.service import CLINIC_SCOPE
 from gateway.core.errors import ConflictError, NotFoundError
 from gateway.db.engine import Session
 from gateway.db.repositories import clinics as clinic_repo
-from gateway.db.tables import ClientRow, ClinicRow
+from gateway.db.tables import ClientRow, ClinicRow, utcnow
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -43,6 +43,7 @@ def create_clinic_client(session: Session, *, clinic_slug: str, name: str) -> Ne
         token_endpoint_auth_method="client_secret_basic",
         secret_hash=credentials.hash_secret(secret),
         scopes=CLINIC_SCOPE,
+        created_at=utcnow(),
     )
     clinic_repo.add_client(session, client=client, clinic_pks=[clinic.id])
     session.commit()

@@ -74,9 +74,18 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-SINGULAR = {"patients": "patient", "practitioners": "practitioner", "sessions": "session", "doses": "dose",
-            "vitals": "vital-signs", "assessments": "assessment", "adverse-events": "adverse-event",
-            "conditions": "condition", "medications": "medication", "allergies": "allergy"}
+SINGULAR = {
+    "patients": "patient",
+    "practitioners": "practitioner",
+    "sessions": "session",
+    "doses": "dose",
+    "vitals": "vital-signs",
+    "assessments": "assessment",
+    "adverse-events": "adverse-event",
+    "conditions": "condition",
+    "medications": "medication",
+    "allergies": "allergy",
+}
 
 
 def envelope(row: RecordRow, outcome: services.Outcome | None = None) -> RecordEnvelope:
@@ -128,8 +137,8 @@ def _add_write_routes(kind: str, model: type[RecordModel]) -> None:
         session: SessionDep,
         settings: SettingsDep,
         response: Response,
-        record: Annotated[model, Body(openapi_examples={"example": {"value": example}})],
-    ) -> RecordEnvelope:  # type: ignore[valid-type]
+        record: Annotated[model, Body(openapi_examples={"example": {"value": example}})],  # type: ignore[valid-type]
+    ) -> RecordEnvelope:
         result = services.put_record(
             session, settings, clinic=clinic, kind=kind, external_id=external_id, model=record
         )

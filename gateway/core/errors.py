@@ -203,7 +203,9 @@ def install_error_handlers(app: FastAPI) -> None:
                 if exc.status_code == 405
                 else "invalid"
             )
-            return _fhir_response(FhirError(exc.status_code, code, str(exc.detail), headers=exc.headers))
+            return _fhir_response(
+                FhirError(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}))
+            )
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)

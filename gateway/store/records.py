@@ -106,7 +106,7 @@ def _write_organization(
 ) -> list[versions.VersionWrite]:
     """The clinic's Organization, checked once per transaction (a batch writes it at most once)."""
     transaction = session.get_transaction()
-    marker = session.info.get("organization_written")
+    marker: tuple[object, set[int]] | None = session.info.get("organization_written")
     if marker is None or marker[0] is not transaction:
         marker = session.info["organization_written"] = (transaction, set())
     if clinic.pk in marker[1]:

@@ -60,8 +60,8 @@ def reference(value: Any) -> tuple[str, str] | None:
 def date_range(value: Any) -> tuple[datetime, datetime] | None:
     """A FHIR date, dateTime, instant or Period as a closed UTC range."""
     if isinstance(value, dict):  # Period
-        start = date_range(value["start"])[0] if "start" in value else datetime.min.replace(tzinfo=UTC)
-        end = date_range(value["end"])[1] if "end" in value else datetime.max.replace(tzinfo=UTC)
+        start = parse_date_range(value["start"])[0] if "start" in value else datetime.min.replace(tzinfo=UTC)
+        end = parse_date_range(value["end"])[1] if "end" in value else datetime.max.replace(tzinfo=UTC)
         return start, end
     if not isinstance(value, str):
         return None

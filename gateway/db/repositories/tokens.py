@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import Session, select, update
+from sqlmodel import Session, col, select, update
 
 from gateway.db.tables import AccessTokenRow, ClientRow
 
@@ -32,7 +32,7 @@ def find_active_token(
 
 
 def revoke_token(session: Session, *, token_hash: str) -> bool:
-    result = session.exec(  # type: ignore[call-overload]
-        update(AccessTokenRow).where(AccessTokenRow.token_hash == token_hash).values(revoked=True)
+    result = session.exec(
+        update(AccessTokenRow).where(col(AccessTokenRow.token_hash) == token_hash).values(revoked=True)
     )
     return bool(result.rowcount)
