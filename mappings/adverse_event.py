@@ -4,7 +4,8 @@ Spec: https://hl7.org/fhir/R4/adverseevent.html (R4 AdverseEvent: identifier 0..
 event, subject 1..1, encounter, date, seriousness, severity, outcome, suspectEntity.instance).
 
   * event: the gateway's local code system (``mappings/codes/kap_adverse_events.py``) with the record's
-    ``event`` value as code — codes.md verifies no SNOMED CT codes for these findings, so none are sent;
+    ``event`` value as code — no SNOMED CT codes for these findings are verified, so none are sent
+    (docs/codes.md, Deliberately not used (unverified));
     ``event.text`` is the display, except for kind "other", where it is the clinic's ``note`` (the only
     place the free-text note goes: R4 AdverseEvent has no note element and no extension is added);
   * date = onset; ``detected`` and ``recordedDate`` are not sent (the record has no separate times);
@@ -22,7 +23,7 @@ from typing import Any
 from mappings.codes.hl7 import AE_NON_SERIOUS, AE_ONGOING, AE_RESOLVED, AE_SERIOUS, AE_SEVERITY_CODES
 from mappings.codes.kap_adverse_events import ADVERSE_EVENT_DISPLAY, adverse_event_coding
 from mappings.context import MappingContext
-from mappings.fhir import AdverseEvent
+from mappings.fhir import AdverseEvent, validated
 from mappings.fhir_text import fhir_string
 from mappings.records import AdverseEventKind, AdverseEventRecord
 
@@ -59,4 +60,4 @@ def to_fhir_adverse_event(
         resource["encounter"] = ctx.reference("sessions", record.session_id)
     if record.dose_id is not None:
         resource["suspectEntity"] = [{"instance": ctx.reference("doses", record.dose_id)}]
-    return AdverseEvent.model_validate(resource)
+    return validated(AdverseEvent, resource)

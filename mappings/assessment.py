@@ -2,8 +2,8 @@
 
 Specs: US Core 6.1.0 Observation Screening Assessment
 (http://hl7.org/fhir/us/core/STU6.1/StructureDefinition-us-core-observation-screening-assessment.html) and US
-Core QuestionnaireResponse (…/StructureDefinition-us-core-questionnaireresponse.html). Codes: codes.md §1 via
-:mod:`mappings.instruments` (LOINC where verified, the gateway's local system otherwise).
+Core QuestionnaireResponse (…/StructureDefinition-us-core-questionnaireresponse.html). Codes: docs/codes.md,
+LOINC and kap-instruments, via :mod:`mappings.instruments` (LOINC where verified, the gateway's local system otherwise).
 
 Resources and id parts (``ctx.id_of("assessments", external_id, part)``):
 
@@ -14,11 +14,12 @@ Resources and id parts (``ctx.id_of("assessments", external_id, part)``):
   ``source`` = the patient, no ``author``. It is the assessment's main resource: its identifier value is the
   bare external id.
 * ``total`` — the score Observation (category ``survey`` only: US Core has no mental-health category code,
-  codes.md §1.6). ``code`` = ``instrument.total_code``; ``valueQuantity`` ``{score}`` (C-SSRS: the risk level
-  as ``valueCodeableConcept``); ``interpretation`` = the band code. With items it has ``derivedFrom`` the QR
+  docs/codes.md, LOINC: how scores are sent). ``code`` = ``instrument.total_code``; ``valueQuantity``
+  ``{score}`` (C-SSRS: the risk level as ``valueCodeableConcept``); ``interpretation`` = the band code. With items it has ``derivedFrom`` the QR
   and ``hasMember`` the item Observations. If the items are incomplete, no total can be computed (the
   instruments never prorate): the Observation then carries the *panel* code, no value, and groups the items
-  (the US Core panel pattern, codes.md §1.6) — an Observation coded as a total always has its value.
+  (the US Core panel pattern, docs/codes.md, LOINC: how scores are sent) — an Observation coded as a total
+  always has its value.
 * ``item-<key>`` — one Observation per answered item (``valueCodeableConcept`` with the LA code, else
   ``valueInteger``), ``derivedFrom`` the QR.
 
@@ -35,7 +36,7 @@ from typing import Any
 
 from mappings.codes import hl7, kap, ucum
 from mappings.context import MappingContext
-from mappings.fhir import Observation, QuestionnaireResponse
+from mappings.fhir import Observation, QuestionnaireResponse, validated
 from mappings.instruments import HIGH_SUICIDE_RISK, SUICIDAL_IDEATION, Instrument, get_instrument
 from mappings.instruments.cssrs import HIGH, MODERATE
 from mappings.questionnaire import CODED_TOTALS, coding, link_id, total_link_id
@@ -151,7 +152,7 @@ def _response(
     }
     if record.session_id is not None:
         resource["encounter"] = ctx.reference("sessions", record.session_id)
-    return QuestionnaireResponse.model_validate(resource)
+    return validated(QuestionnaireResponse, resource)
 
 
 def _answer(instrument: Instrument, key: str, value: int) -> dict[str, Any]:
@@ -219,7 +220,7 @@ def _total_observation(
             ctx.reference(KIND, external_id, item_part(key), "Observation") for key in record.items
         ]
     _add_flags(resource, interpretation, flags)
-    return Observation.model_validate(resource)
+    return validated(Observation, resource)
 
 
 def _item_observation(
@@ -241,7 +242,7 @@ def _item_observation(
         resource["valueInteger"] = value
     raised = [rule.flag for rule in instrument.flag_rules if rule.item_key == key and value >= rule.min_score]
     _add_flags(resource, [], tuple(dict.fromkeys(raised)))
-    return Observation.model_validate(resource)
+    return validated(Observation, resource)
 
 
 def _add_flags(

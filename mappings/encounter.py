@@ -3,7 +3,8 @@
 Profiles: http://hl7.org/fhir/us/core/StructureDefinition/us-core-encounter and
 http://hl7.org/fhir/us/core/StructureDefinition/us-core-procedure (US Core 6.1.0,
 https://hl7.org/fhir/us/core/STU6.1/StructureDefinition-us-core-encounter.html,
-https://hl7.org/fhir/us/core/STU6.1/StructureDefinition-us-core-procedure.html). Codes: codes.md §4.
+https://hl7.org/fhir/us/core/STU6.1/StructureDefinition-us-core-procedure.html).
+Codes: docs/codes.md, CPT and SNOMED CT.
 
 Encounter (id part ""), always:
   * status: planned -> planned, in-progress -> in-progress, completed -> finished, cancelled -> cancelled
@@ -35,7 +36,7 @@ from mappings.codes.cpt import (
 from mappings.codes.hl7 import AMBULATORY, PRIMARY_PERFORMER
 from mappings.codes.snomed import PSYCHOTHERAPY
 from mappings.context import MappingContext
-from mappings.fhir import Encounter, Procedure
+from mappings.fhir import Encounter, Procedure, validated
 from mappings.records import Modality, SessionKind, SessionRecord, SessionStatus
 
 KIND = "sessions"
@@ -124,7 +125,7 @@ def to_fhir_session(
         encounter["participant"] = [
             {"type": [{"coding": [PRIMARY_PERFORMER]}], "period": period, "individual": practitioner}
         ]
-    resources: list[Encounter | Procedure] = [Encounter.model_validate(encounter)]
+    resources: list[Encounter | Procedure] = [validated(Encounter, encounter)]
 
     code = procedure_code(record)
     if code is not None:
@@ -141,7 +142,7 @@ def to_fhir_session(
         }
         if practitioner is not None:
             procedure["performer"] = [{"actor": practitioner}]
-        resources.append(Procedure.model_validate(procedure))
+        resources.append(validated(Procedure, procedure))
     return resources
 
 

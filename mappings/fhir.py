@@ -4,6 +4,10 @@ fhir.resources ships no plain R4 package; its R4B models match R4 4.0.1 for ever
 uses (DESIGN §1), and the CapabilityStatement says ``fhirVersion: 4.0.1``.
 """
 
+import json
+from typing import Any, TypeVar
+
+import orjson
 from fhir.resources.R4B.address import Address
 from fhir.resources.R4B.adverseevent import AdverseEvent, AdverseEventSuspectEntity
 from fhir.resources.R4B.allergyintolerance import AllergyIntolerance, AllergyIntoleranceReaction
@@ -89,4 +93,34 @@ __all__ = [
     "Ratio",
     "Reference",
     "Resource",
+    "resource_json",
+    "validated",
 ]
+
+
+_SOURCE_JSON = "_kapgw_source_json"
+
+
+M = TypeVar("M", bound=FHIRResourceModel)
+
+
+def validated(model_type: type[M], data: dict[str, Any]) -> M:
+    """``model_type.model_validate(data)``, remembering ``data`` as the resource's JSON.
+
+    Every mapping builds a JSON-shaped dict and validates it here. fhir.resources' serializer costs
+    more than its validation (see bench/mapping.py), and the validated input already is the resource's
+    JSON, so :func:`resource_json` hands it back instead of serializing the model again. Mappings never
+    change a model after building it. tests/mappings/test_fhir_json.py checks, for the whole demo clinic,
+    that this JSON equals what fhir.resources serializes.
+    """
+    model = model_type.model_validate(data)
+    object.__setattr__(model, _SOURCE_JSON, data)
+    return model
+
+
+def resource_json(model: FHIRResourceModel) -> dict[str, Any]:
+    """The resource as plain JSON: the validated source of :func:`validated`, else serialized."""
+    source = model.__dict__.get(_SOURCE_JSON)
+    if source is None:
+        return json.loads(model.model_dump_json())
+    return orjson.loads(orjson.dumps(source))  # dates and times to strings, no shared sub-objects

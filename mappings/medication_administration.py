@@ -1,13 +1,14 @@
 """Clinic dose record -> MedicationAdministration (base R4; US Core 6.1 has no MedicationAdministration).
 
-Shape follows QI-Core MedicationAdministration (codes.md §3.3), spec:
+Shape follows QI-Core MedicationAdministration (docs/codes.md, US Core profiles), spec:
 https://hl7.org/fhir/R4/medicationadministration.html. No ``meta.profile`` (no US Core profile applies).
 
 Medication pattern — always a contained Medication ``#med`` referenced by ``medicationReference``, so every
 dose has the same shape and a lot number always sits in ``Medication.batch.lotNumber``:
   * esketamine: code RxNorm 2201625 "esketamine Nasal Spray [Spravato]" (P), form text "nasal spray";
   * ketamine IV/IM injection: code text "ketamine hydrochloride injection" and NO RxNorm coding (the ketamine
-    IN 6130 and the strength of the injection SCDs 238082-238084 are U in codes.md);
+    IN 6130 and the strength of the injection SCDs 238082-238084 are unverified: docs/codes.md, Deliberately
+    not used (unverified));
   * any other ketamine product (compounded troche / tablet / oral solution / nasal spray): code text like
     "ketamine HCl 100 mg sublingual troche (compounded)", form text, and an ingredient "ketamine
     hydrochloride" (text only: RxNorm IN 6130 is U) with strength mg per 1 {troche}/{tablet} when given.
@@ -15,8 +16,8 @@ dose has the same shape and a lot number always sits in ``Medication.batch.lotNu
 Other elements: subject = the session's patient; context = the session's Encounter; effectivePeriod for IV
 infusions (end = ``end``, else administered_at + infusion_minutes; start only while in progress) and for any
 dose with an ``end``, effectiveDateTime otherwise; performer = dose.practitioner_id, else the session's;
-dosage.route SNOMED (codes.md §3.2, V), dosage.dose in UCUM mg, dosage.rateQuantity for IV infusions with
-``infusion_minutes`` (``mg/kg/h`` when dose_mg_per_kg is given, else ``mg/h``), dosage.text.
+dosage.route SNOMED (docs/codes.md, SNOMED CT; V), dosage.dose in UCUM mg, dosage.rateQuantity for IV
+infusions with ``infusion_minutes`` (``mg/kg/h`` when dose_mg_per_kg is given, else ``mg/h``), dosage.text.
 Not mapped: ``weight_kg`` (body weight is a vitals Observation; no supportingInformation is sent).
 """
 
@@ -37,7 +38,7 @@ from mappings.codes.snomed import (
 )
 from mappings.codes.ucum import MG, MG_PER_HOUR, MG_PER_KG_PER_HOUR, TABLET, TROCHE, quantity
 from mappings.context import MappingContext
-from mappings.fhir import MedicationAdministration
+from mappings.fhir import MedicationAdministration, validated
 from mappings.fhir_text import fhir_string
 from mappings.records import ESKETAMINE_DEVICE_MG, DoseForm, DoseRecord, Medication, Route, SessionRecord
 
@@ -109,7 +110,7 @@ def to_fhir_dose(record: DoseRecord, *, external_id: str, ctx: MappingContext) -
     performer_id = record.practitioner_id or session.practitioner_id
     if performer_id is not None:
         resource["performer"] = [{"actor": ctx.reference("practitioners", performer_id)}]
-    return MedicationAdministration.model_validate(resource)
+    return validated(MedicationAdministration, resource)
 
 
 def medication(record: DoseRecord) -> dict[str, Any]:

@@ -7,7 +7,7 @@ https://hl7.org/fhir/us/core/STU6.1/StructureDefinition-us-core-organization.htm
 from __future__ import annotations
 
 from mappings.context import MappingContext
-from mappings.fhir import Organization
+from mappings.fhir import Organization, validated
 
 KIND = "clinic"
 PROFILE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-organization"
@@ -15,7 +15,8 @@ PROFILE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-organization"
 
 def to_fhir_organization(ctx: MappingContext) -> Organization:
     """The clinic's Organization; its id is ``ctx.organization_id()`` (kind "clinic", the clinic slug)."""
-    return Organization.model_validate(
+    return validated(
+        Organization,
         {
             "resourceType": "Organization",
             "id": ctx.organization_id(),
@@ -23,5 +24,5 @@ def to_fhir_organization(ctx: MappingContext) -> Organization:
             "identifier": [ctx.identifier(KIND, ctx.clinic_slug)],
             "active": True,
             "name": ctx.clinic_name,
-        }
+        },
     )

@@ -10,7 +10,7 @@ from typing import Any
 
 from mappings.codes.hl7 import MEDICAL_RECORD_NUMBER
 from mappings.context import MappingContext
-from mappings.fhir import Patient
+from mappings.fhir import Patient, validated
 from mappings.fhir_text import fhir_string
 from mappings.records import Address, PatientRecord
 
@@ -68,7 +68,7 @@ def to_fhir_patient(record: PatientRecord, *, external_id: str, ctx: MappingCont
         resource["telecom"] = telecom
     if record.address is not None:
         resource["address"] = [_address(record.address)]
-    return Patient.model_validate(resource)
+    return validated(Patient, resource)
 
 
 def _address(address: Address) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from mappings.codes.hl7 import NPI_SYSTEM
 from mappings.context import MappingContext
-from mappings.fhir import Practitioner
+from mappings.fhir import Practitioner, validated
 from mappings.fhir_text import fhir_string
 from mappings.records import PractitionerRecord
 
@@ -62,4 +62,4 @@ def to_fhir_practitioner(
     }
     if record.qualification:
         resource["qualification"] = [{"code": {"text": fhir_string(record.qualification)}}]
-    return Practitioner.model_validate(resource)
+    return validated(Practitioner, resource)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from mappings.codes.hl7 import DATA_OPERATIONS, PROVENANCE_AUTHOR, PROVENANCE_TRANSMITTER
 from mappings.context import MappingContext
-from mappings.fhir import FHIRResourceModel, Provenance
+from mappings.fhir import FHIRResourceModel, Provenance, validated
 
 PART = "provenance"
 PROFILE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-provenance"
@@ -51,7 +51,7 @@ def to_fhir_provenance(
             {"type": {"coding": [PROVENANCE_TRANSMITTER]}, "who": organization},
         ],
     }
-    return Provenance.model_validate(resource)
+    return validated(Provenance, resource)
 
 
 def _reference(target: FHIRResourceModel | str) -> dict[str, str]:

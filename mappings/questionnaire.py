@@ -5,8 +5,8 @@ LOINC form canonical ``http://loinc.org/q/<panel>`` for PHQ-9, PHQ-2, GAD-7 and 
 ``https://kap-gateway.org/fhir/Questionnaire/<key>`` otherwise). It is the form the assessment mapping's
 QuestionnaireResponses answer, so both share :func:`link_id` and :func:`total_link_id`.
 
-* linkIds are ``/<item code>`` like the LOINC (LHC-Forms) forms and the US Core PHQ-9 example (codes.md §1.2);
-  local codes get the same shape (``/madrs-item-1``), so ``Instrument.item(linkId)`` resolves every linkId.
+* linkIds are ``/<item code>`` like the LOINC (LHC-Forms) forms and the US Core PHQ-9 example (docs/codes.md,
+  LOINC); local codes get the same shape (``/madrs-item-1``), so ``Instrument.item(linkId)`` resolves every linkId.
 * Items with coded answers (LOINC LA codes) are ``choice`` with ``answerOption.valueCoding`` and, for scored
   items, the ``ordinalValue`` extension holding the score (as in the US Core PHQ-9 form). Each item offers the
   instrument's primary answer code only (GAD-7 item 2: LA18938-3; LA6570-1 is accepted on input only).
@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from mappings.codes import hl7
-from mappings.fhir import Questionnaire
+from mappings.fhir import Questionnaire, validated
 from mappings.instruments import Code, Instrument, Item
 
 #: instruments whose total is a coded ordinal (answered with the band code) instead of a number
@@ -66,7 +66,7 @@ def to_fhir_questionnaire(instrument: Instrument) -> Questionnaire:
         "code": [coding(instrument.panel)] if instrument.panel is not None else None,
         "item": [*(_item(item) for item in instrument.items), _total_item(instrument)],
     }
-    return Questionnaire.model_validate({k: v for k, v in resource.items() if v is not None})
+    return validated(Questionnaire, {k: v for k, v in resource.items() if v is not None})
 
 
 def _item(item: Item) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from mappings.codes.hl7_referrals import (
     DATA_ABSENT_REASON,
 )
 from mappings.context import MappingContext
-from mappings.fhir import AllergyIntolerance, Condition, MedicationRequest
+from mappings.fhir import AllergyIntolerance, Condition, MedicationRequest, validated
 from mappings.records import (
     AllergyRecord,
     ConditionCategory,
@@ -93,7 +93,7 @@ def to_fhir_condition(record: ConditionRecord, *, external_id: str, ctx: Mapping
     _put(resource, "onsetDateTime", record.onset)
     _put(resource, "abatementDateTime", record.abatement)
     _put(resource, "recordedDate", record.recorded_date)
-    return Condition.model_validate(resource)
+    return validated(Condition, resource)
 
 
 def to_fhir_medication_request(
@@ -122,7 +122,7 @@ def to_fhir_medication_request(
     _put(resource, "authoredOn", record.authored_on)
     if record.dosage_text is not None:
         resource["dosageInstruction"] = [{"text": record.dosage_text}]
-    return MedicationRequest.model_validate(resource)
+    return validated(MedicationRequest, resource)
 
 
 def to_fhir_allergy(record: AllergyRecord, *, external_id: str, ctx: MappingContext) -> AllergyIntolerance:
@@ -152,7 +152,7 @@ def to_fhir_allergy(record: AllergyRecord, *, external_id: str, ctx: MappingCont
             }
             for reaction in record.reactions
         ]
-    return AllergyIntolerance.model_validate(resource)
+    return validated(AllergyIntolerance, resource)
 
 
 # --------------------------------------------------------------------------- helpers

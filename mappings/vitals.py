@@ -1,8 +1,8 @@
 """Vital-sign records → one US Core vital-sign Observation per measure.
 
 Specs: US Core 6.1.0 vital-sign profiles (http://hl7.org/fhir/us/core/STU6.1/observation-vitalsigns.html) on
-the FHIR R4 vital signs profile (http://hl7.org/fhir/R4/observation-vitalsigns.html). Codes: codes.md
-§2 (all V).
+the FHIR R4 vital signs profile (http://hl7.org/fhir/R4/observation-vitalsigns.html). Codes: docs/codes.md,
+LOINC: vital signs (all V).
 
 * Blood pressure is one panel Observation (85354-9, us-core-blood-pressure) with systolic/diastolic
   components; the record allows systolic and diastolic only together. Every other measure is its own
@@ -10,7 +10,7 @@ the FHIR R4 vital signs profile (http://hl7.org/fhir/R4/observation-vitalsigns.h
 * SpO2 carries both codings the US Core pulse-oximetry profile requires (59408-5 and 2708-6).
 * ``phase`` (baseline / during / post) is kept machine-readable as the gateway extension
   ``https://kap-gateway.org/fhir/StructureDefinition/dosing-phase`` (valueCode), never as invented LOINC codes
-  or free text; the timing itself is ``effectiveDateTime`` (codes.md §2 "KAP timing").
+  or free text; the timing itself is ``effectiveDateTime`` (docs/codes.md, Extension: dosing-phase).
 * Resource ids are ``ctx.id_of("vitals", external_id, part)`` with the part from :data:`VITAL_PARTS`; a vitals
   record has no "main" resource, so every identifier value is ``<external_id>#<part>``.
 
@@ -24,7 +24,7 @@ from typing import Any
 
 from mappings.codes import hl7, kap, loinc, ucum
 from mappings.context import MappingContext
-from mappings.fhir import Observation
+from mappings.fhir import Observation, validated
 from mappings.records import VitalsRecord
 
 KIND = "vitals"
@@ -49,7 +49,7 @@ class _Vital:
     unit: tuple[str, str]  # (UCUM code, display)
 
 
-#: part → profile, codings and unit (codes.md §2)
+#: part → profile, codings and unit (docs/codes.md, LOINC: vital signs; UCUM)
 VITALS: dict[str, _Vital] = {
     "bp": _Vital(US_CORE + "us-core-blood-pressure", (loinc.BP_PANEL,), ucum.MM_HG),
     "heart-rate": _Vital(US_CORE + "us-core-heart-rate", (loinc.HEART_RATE,), ucum.BEATS_PER_MINUTE),
@@ -89,7 +89,7 @@ def to_fhir_vitals(record: VitalsRecord, *, external_id: str, ctx: MappingContex
         else:
             [measure] = (m for m in measures if VITAL_PARTS[m] == part)
             resource["valueQuantity"] = _quantity(measures[measure], vital.unit)
-        observations.append(Observation.model_validate(resource))
+        observations.append(validated(Observation, resource))
     return observations
 
 

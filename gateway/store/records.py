@@ -7,7 +7,6 @@ and enqueue outbox rows. The clinic's Organization is kept current the same way.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +20,7 @@ from gateway.db.engine import Session
 from gateway.db.tables import RecordRow
 from gateway.store import outbox, versions
 from mappings.context import MappingContext
-from mappings.fhir import FHIRResourceModel
+from mappings.fhir import FHIRResourceModel, resource_json
 from mappings.lifecycle import entered_in_error
 from mappings.organization import to_fhir_organization
 from mappings.outbound import map_record, related_keys
@@ -53,8 +52,8 @@ class ClinicIdentity:
 
 
 def to_json(resource: FHIRResourceModel) -> dict[str, Any]:
-    """The validated model as plain JSON (fhir.resources' own serializer: FHIR's JSON rules)."""
-    return json.loads(resource.model_dump_json())
+    """The validated resource as plain JSON (see ``mappings.fhir.resource_json``)."""
+    return resource_json(resource)
 
 
 def record_model(row: RecordRow) -> RecordModel:

@@ -1,7 +1,8 @@
 """CPT codes (AMA) used for KAP session encounters and procedures.
 
-System URI: shared/reference/codes.md §0 (V: US Core 7.0.0 procedure-code VS and encounter-example-1.json).
-Every row names its codes.md §4 status and source; displays are abridged descriptors, not AMA's full text.
+System URI: docs/codes.md, Code system URIs (V: US Core 7.0.0 procedure-code VS and encounter-example-1.json).
+Every row names its status and source (docs/codes.md, CPT); displays are abridged descriptors, not AMA's full
+text.
 """
 
 from __future__ import annotations

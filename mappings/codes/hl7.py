@@ -20,7 +20,9 @@ MEDICAL_RECORD_NUMBER: Final = {"system": IDENTIFIER_TYPE, "code": "MR", "displa
 #: US NPI identifier system (US Core Practitioner 6.1 identifier:NPI slice)
 NPI_SYSTEM: Final = "http://hl7.org/fhir/sid/us-npi"
 
-#: Encounter.class — codes.md §0 V (US Core 7.0.0 encounter-example-1.json); display per v3-ActCode
+#: Encounter.class — docs/codes.md, HL7 terminology; V (US Core 7.0.0 encounter-example-1.json); display per
+#: v3-ActCode. Not used: ``VR`` (virtual) for telehealth sessions, unverified (docs/codes.md, Deliberately not
+#: used (unverified)).
 AMBULATORY: Final = {
     "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
     "code": "AMB",
@@ -56,7 +58,8 @@ DATA_OPERATIONS: Final = {
     "UPDATE": {"system": DATA_OPERATION, "code": "UPDATE", "display": "revise"},
     "DELETE": {"system": DATA_OPERATION, "code": "DELETE", "display": "delete"},
 }
-#: Provenance.agent.type — codes.md §6 V (US Core Provenance slices ProvenanceAuthor / ProvenanceTransmitter)
+#: Provenance.agent.type — docs/codes.md, HL7 terminology; V (US Core Provenance slices ProvenanceAuthor /
+#: ProvenanceTransmitter)
 PROVENANCE_AUTHOR: Final = {
     "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
     "code": "author",
@@ -82,12 +85,13 @@ ALLERGY_ENTERED_IN_ERROR: Final = {
 
 # --- observation category, core extensions (mappings/vitals.py, assessment.py, questionnaire.py) ----------
 
-#: codes.md §0 V (US Core 7.0.0 StructureDefinitions); displays per R4 observation-category
+#: docs/codes.md, HL7 terminology; V (US Core 7.0.0 StructureDefinitions); displays per R4
+#: observation-category
 OBSERVATION_CATEGORY: Final = "http://terminology.hl7.org/CodeSystem/observation-category"
 VITAL_SIGNS: Final = {"system": OBSERVATION_CATEGORY, "code": "vital-signs", "display": "Vital Signs"}
 SURVEY: Final = {"system": OBSERVATION_CATEGORY, "code": "survey", "display": "Survey"}
 
-#: Questionnaire.item.answerOption score (codes.md §1.3 "ext ordinalValue", as in the US Core PHQ-9 form)
+#: Questionnaire.item.answerOption score (docs/codes.md, HL7 terminology; as in the US Core PHQ-9 form)
 ORDINAL_VALUE: Final = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
 #: bounds of integer Questionnaire items (hl7.org/fhir/R4/extension-minvalue.html, extension-maxvalue.html)
 MIN_VALUE: Final = "http://hl7.org/fhir/StructureDefinition/minValue"

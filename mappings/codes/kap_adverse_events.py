@@ -1,6 +1,7 @@
 """The gateway's own code system for the clinic's adverse-event kinds (DESIGN §4 ``adverse-events.event``).
 
-codes.md has no verified SNOMED CT (or MedDRA) codes for these KAP findings (nausea, dissociation, ...), so
+No SNOMED CT (or MedDRA) codes for these KAP findings (nausea, dissociation, ...) are verified (docs/codes.md,
+Deliberately not used (unverified)), so
 AdverseEvent.event carries this local system (declared in the CapabilityStatement) plus ``text``; the codes
 are the record's ``event`` values verbatim.
 """

@@ -1,7 +1,8 @@
-"""LOINC codes (system ``http://loinc.org``, codes.md §0 V) used by the mappings, one section per table.
+"""LOINC codes (system ``http://loinc.org``; docs/codes.md, Code system URIs; V) used by the mappings, one
+section per table.
 
-Each section names its codes.md rows and their status; only V/P rows appear here. Instrument item, answer and
-total codes live with their instruments in :mod:`mappings.instruments`.
+Each section names its docs/codes.md section and status; only V/P rows appear here. Instrument item, answer
+and total codes live with their instruments in :mod:`mappings.instruments`.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from typing import Final
 
 LOINC: Final = "http://loinc.org"
 
-# --- vital signs (mappings/vitals.py; codes.md §2, all V; sources: US Core 6.1.0/7.0.0 vital-sign
-# --- StructureDefinitions, hl7.org/fhir/R4B/valueset-observation-vitalsignresult.html) ----------------------
+# --- vital signs (mappings/vitals.py; docs/codes.md, LOINC: vital signs; all V; sources: US Core 6.1.0/7.0.0
+# --- vital-sign StructureDefinitions, hl7.org/fhir/R4B/valueset-observation-vitalsignresult.html) ---------
 
 BP_PANEL: Final = {
     "system": LOINC,

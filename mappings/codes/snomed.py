@@ -1,6 +1,6 @@
-"""SNOMED CT codes, each with its codes.md status and source.
+"""SNOMED CT codes, each with its status and source (docs/codes.md, SNOMED CT).
 
-System URI: shared/reference/codes.md §0 (V: US Core 7.0.0 valueset-us-core-procedure-code.json).
+System URI: docs/codes.md, Code system URIs (V: US Core 7.0.0 valueset-us-core-procedure-code.json).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ SNOMED: Final = "http://snomed.info/sct"
 
 # --- sessions and doses (mappings/encounter.py, mappings/medication_administration.py) ---------------
 
-#: V — codes.md §4: VSAC "Psych Visit - Psychotherapy" (canvas v2022 encounter.py)
+#: V — docs/codes.md, SNOMED CT: VSAC "Psych Visit - Psychotherapy" (canvas v2022 encounter.py)
 PSYCHOTHERAPY: Final = {"system": SNOMED, "code": "75516001", "display": "Psychotherapy"}
 
-#: Route of administration (descendants of 284009009), codes.md §3.2, all V:
+#: Route of administration (descendants of 284009009), docs/codes.md, SNOMED CT; all V:
 #: QI-Core STU5 MedicationAdministration example (47625008); public FHIR code / fhir_models R4 route list;
 #: hl7.org/fhir route-codes expansion (26643006)
 ROUTE_INTRAVENOUS: Final = {"system": SNOMED, "code": "47625008", "display": "Intravenous route"}
@@ -24,5 +24,6 @@ ROUTE_BUCCAL: Final = {"system": SNOMED, "code": "54471007", "display": "Buccal 
 ROUTE_ORAL: Final = {"system": SNOMED, "code": "26643006", "display": "Oral route"}
 ROUTE_NASAL: Final = {"system": SNOMED, "code": "46713006", "display": "Nasal route"}
 
-#: Not coded (codes.md §8, U): ketamine / esketamine substance codes, any "ketamine therapy" procedure,
-#: troche/lozenge dose forms, and SNOMED findings for the KAP adverse events (nausea, dissociation, ...).
+#: Not coded (unverified; docs/codes.md, Deliberately not used (unverified)): ketamine / esketamine substance
+#: codes, any "ketamine therapy" procedure, troche/lozenge dose forms, and SNOMED findings for the KAP adverse
+#: events (nausea, dissociation, ...).

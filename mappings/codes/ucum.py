@@ -1,4 +1,4 @@
-"""UCUM units (http://unitsofmeasure.org), each with its codes.md §3.4 status."""
+"""UCUM units (http://unitsofmeasure.org), each with its status (docs/codes.md, UCUM)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def quantity(value: float, code: str, unit: str | None = None) -> dict[str, obje
     return {"value": value, "unit": unit or code, "system": UCUM, "code": code}
 
 
-# --- vital signs and scores (mappings/vitals.py, assessment.py; codes.md §2 and §3.4, all V) -------------
+# --- vital signs and scores (mappings/vitals.py, assessment.py; docs/codes.md, UCUM; all V) -------------
 # (UCUM code, Quantity.unit display); displays as in the US Core vital-sign examples.
 
 MM_HG: Final = ("mm[Hg]", "mmHg")
@@ -30,4 +30,4 @@ BREATHS_PER_MINUTE: Final = ("/min", "breaths/minute")
 PERCENT: Final = ("%", "%")
 CELSIUS: Final = ("Cel", "C")  # required binding ucum-bodytemp (Cel | [degF])
 KILOGRAM: Final = ("kg", "kg")  # required binding ucum-bodyweight (kg | g | [lb_av])
-SCORE: Final = ("{score}", "{score}")  # LOINC example unit of 44261-6 (codes.md §1.6, §3.4)
+SCORE: Final = ("{score}", "{score}")  # LOINC example unit of 44261-6 (docs/codes.md, UCUM)

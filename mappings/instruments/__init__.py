@@ -1,7 +1,8 @@
 """Rating-scale instrument definitions (PHQ-9, PHQ-2, GAD-7, PCL-5, C-SSRS screener, MADRS, CADSS).
 
 Pure Python — plain frozen dataclasses, no I/O, clock, settings, database or ``fhir.resources``. Codes, ranges
-and bands come from /work/shared/reference/codes.md §0-§1; each instrument module names its sources.
+and bands are listed with status and source in docs/codes.md (LOINC; kap-instruments); each instrument module
+names its sources.
 
 ``LOCAL_SYSTEM`` (``https://kap-gateway.org/fhir/CodeSystem/kap-instruments``) is the canonical URI of the
 gateway's own CodeSystem for codes without a verified LOINC code (MADRS, CADSS, PCL-5 items, band codes,

@@ -18,8 +18,9 @@ Scoring model (shared by every instrument unless its module says otherwise):
 
 Error messages never echo answer values (they may end up in logs; see the PHI rule in STYLE.md).
 
-Code system URIs: ``http://loinc.org`` (codes.md §0, verified) and the gateway's local code system
-:data:`LOCAL_SYSTEM` for everything without a verified LOINC code (pattern from the MII PRO IG, codes.md §0).
+Code system URIs: ``http://loinc.org`` (docs/codes.md, Code system URIs; verified) and the gateway's local
+code system :data:`LOCAL_SYSTEM` for everything without a verified LOINC code (pattern from the MII PRO IG;
+docs/codes.md, kap-instruments).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """CADSS (Clinician-Administered Dissociative States Scale), 23-item version; no LOINC codes.
 
-Sources (codes.md §1.1): LOINC "none found (expected)" (U) → local codes and the gateway's own Questionnaire;
-structure (P) from Bremner's CADSS instructions (scribd 333420920) and the 23-item validation abstract
+Sources (docs/codes.md, kap-instruments): LOINC "none found (expected)" (U) → local codes and the gateway's
+own Questionnaire; structure (P) from Bremner's CADSS instructions (scribd 333420920) and the 23-item validation abstract
 (discovery.researcher.life); used for esketamine dissociation monitoring (Spravato PI §5.2).
 
 * 23 items scored 0-4 ("Not at all" … "Extremely"), total 0-92. The 23-item version (subjective items, as used

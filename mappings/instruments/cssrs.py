@@ -1,7 +1,7 @@
 """C-SSRS screener (Columbia Suicide Severity Rating Scale, screen version, recent), LOINC panel 93373-9.
 
-Sources (codes.md §1.1, §1.3, §1.5): HL7/us-behavioral-health-profiles ``C-SSRS-example-1.xml`` (item codes,
-93374-7, LA9194-7 "Low"; V); cdn.loinc.org/93245-9/panel (Yes/No answers LA33-6 / LA32-8; V); panel 93373-9
+Sources (docs/codes.md, LOINC: C-SSRS screener): HL7/us-behavioral-health-profiles ``C-SSRS-example-1.xml``
+(item codes, 93374-7, LA9194-7 "Low"; V); cdn.loinc.org/93245-9/panel (Yes/No answers LA33-6 / LA32-8; V); panel 93373-9
 and its LHC-Forms Questionnaire ``http://loinc.org/q/93373-9`` seen only in public SMART-app code (P).
 
 Items ``"1"``..``"6"`` and ``"6b"`` (6b, "within the past 3 months?", follows a Yes on item 6; it keeps the

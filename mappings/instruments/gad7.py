@@ -1,6 +1,6 @@
 """GAD-7 (Generalized Anxiety Disorder 7-item scale), LOINC panel 69737-5.
 
-Sources (codes.md §1.1, §1.3, §1.4): HL7/pco-ig ``Questionnaire-GAD7.json`` (LOINC form 69737-5; items V);
+Sources (docs/codes.md, LOINC: GAD-7): HL7/pco-ig ``Questionnaire-GAD7.json`` (LOINC form 69737-5; items V);
 loinc.org/69729-2 (total 70274-6; V); loinc.org/LL358-3 (answers; V); bands from rdrr.io cliot gad7 and
 form.jotform.com/221654279772061 (P).
 

@@ -1,7 +1,7 @@
 """MADRS (Montgomery-Åsberg Depression Rating Scale), clinician-rated; no LOINC codes.
 
-Sources (codes.md §1.1, §1.6): LOINC panel/total "none found" (U) → local codes and the gateway's own
-Questionnaire; structure and bands (P) from
+Sources (docs/codes.md, kap-instruments): LOINC panel/total "none found" (U) → local codes and the gateway's
+own Questionnaire; structure and bands (P) from
 https://en.wikipedia.org/wiki/Montgomery%E2%80%93%C3%85sberg_Depression_Rating_Scale.
 
 * 10 items scored 0-6 (anchors are defined at even scores; odd scores lie between), total 0-60.

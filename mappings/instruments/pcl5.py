@@ -1,7 +1,7 @@
 """PCL-5 (PTSD Checklist for DSM-5), LOINC panel 101697-1.
 
-Sources (codes.md §1.1, status P): healthassure.in and findacode.com pages for LOINC 101697-1 (panel) and
-101698-9 (PCL-5 score); scoring from comorbidityguidelines.org.au (PCL-5 scoring).
+Sources (docs/codes.md, LOINC: PCL-5; status P): healthassure.in and findacode.com pages for LOINC 101697-1
+(panel) and 101698-9 (PCL-5 score); scoring from comorbidityguidelines.org.au (PCL-5 scoring).
 
 * 20 items scored 0-4 ("Not at all" … "Extremely"), total 0-80 (101698-9).
 * LOINC item codes and an LHC form are unverified (U), so items use local codes ``pcl5-item-<n>`` and the

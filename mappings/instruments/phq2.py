@@ -1,7 +1,7 @@
 """PHQ-2 (Patient Health Questionnaire-2), LOINC panel 55757-9.
 
-Sources (codes.md §1.1, §1.3): cdn.loinc.org/55757-9 (panel, items 44250-9 and 44255-8, total 55758-7; V);
-loinc.org/LL358-3 (answers; V); cut-off >= 3 from hindawi.com/journals/cpn/2013/695925/tab1 (P).
+Sources (docs/codes.md, LOINC: PHQ-2): cdn.loinc.org/55757-9 (panel, items 44250-9 and 44255-8, total
+55758-7; V); loinc.org/LL358-3 (answers; V); cut-off >= 3 from hindawi.com/journals/cpn/2013/695925/tab1 (P).
 
 The two items are PHQ-9 items 1 and 2 (same LOINC codes and LL358-3 answers), reused from :mod:`.phq9`.
 Total 0-6; bands 0-2 negative, 3-6 positive screen. No safety flags (the PHQ-2 has no suicide item).

@@ -1,7 +1,7 @@
 """PHQ-9 (Patient Health Questionnaire-9), LOINC panel 44249-1.
 
-Sources (codes.md §1.1-1.3, all status V): cdn.loinc.org/44261-6; loinc.org/LL358-3; loinc.org/LL382-3;
-US Core 7.0.0 ``Questionnaire-phq-9-example``; HL7/pco-ig ``Questionnaire-PHQ9.json``; LOINC form
+Sources (docs/codes.md, LOINC: PHQ-9; all status V): cdn.loinc.org/44261-6; loinc.org/LL358-3;
+loinc.org/LL382-3; US Core 7.0.0 ``Questionnaire-phq-9-example``; HL7/pco-ig ``Questionnaire-PHQ9.json``; LOINC form
 ``http://loinc.org/q/44249-1``.
 
 * Items 1-9 score 0-3 with the LOINC answer list LL358-3 (defined here and shared with PHQ-2 and GAD-7, which
@@ -10,7 +10,7 @@ US Core 7.0.0 ``Questionnaire-phq-9-example``; HL7/pco-ig ``Questionnaire-PHQ9.j
   answer's position 0-3 in LL359-1 so it can be validated and coded like the others.
 * Bands 0-4 minimal, 5-9 mild, 10-14 moderate, 15-19 moderately severe, 20-27 severe, coded with LL382-3
   answers (LL382-3 belongs to the deprecated 44262-4, so use these codes for ``Observation.interpretation``
-  only; the displays are as given in codes.md — re-check them against LOINC before go-live).
+  only; the displays are as given in docs/codes.md — re-check them against LOINC before go-live).
 * Safety: item 9 (44260-8) > 0 raises ``suicidal-ideation`` (route to clinician).
 """
 
