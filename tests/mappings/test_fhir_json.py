@@ -29,7 +29,7 @@ def canonical(data: dict) -> bytes:
     return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
 
 
-def serialized(model) -> dict:  # noqa: ANN001
+def serialized(model) -> dict:
     return json.loads(model.model_dump_json())
 
 
