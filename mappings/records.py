@@ -17,10 +17,12 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -329,14 +331,38 @@ class VitalsRecord(RecordModel):
 # --- assessments --------------------------------------------------------------------------------------
 
 
+ANSWER_CODE = re.compile(r"^LA\d{1,8}-\d$")
+
+
+def _answer(value: Any) -> int | str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and ANSWER_CODE.fullmatch(value):
+        return value
+    raise PydanticCustomError("answer_type", "an answer is a score (integer) or a LOINC answer code (LA...)")
+
+
+#: an item answer: its score, or its LOINC answer code
+Answer = Annotated[
+    int | str,
+    BeforeValidator(_answer),
+    WithJsonSchema({"anyOf": [{"type": "integer"}, {"type": "string", "pattern": ANSWER_CODE.pattern}]}),
+]
+
+
 class AssessmentRecord(RecordModel):
     references: ClassVar[dict[str, str]] = {"patient_id": "patients", "session_id": "sessions"}
 
     patient_id: ExternalId
     instrument: str
     taken_at: AwareDatetime
+    #: item number or LOINC item code -> score, or LOINC answer code (``"LA6570-1"``); stored as scores
     items: (
-        Annotated[dict[Annotated[str, StringConstraints(max_length=16)], int], Field(max_length=40)] | None
+        Annotated[
+            dict[Annotated[str, StringConstraints(max_length=16)], Answer],
+            Field(max_length=40),
+        ]
+        | None
     ) = None
     total: int | None = None
     session_id: ExternalId | None = None

@@ -196,3 +196,21 @@ def test_list_pages_by_keyset(clinic) -> None:
     assert [p["id"] for p in first["items"]] == ["pat-000", "pat-001"]
     second = clinic.get("/api/v1/patients", params={"limit": 2, "after": first["next_after"]}).json()
     assert [p["id"] for p in second["items"]] == ["pat-002", "pat-003"]
+
+
+def test_gad7_item_2_accepts_both_loinc_answer_codes(clinic) -> None:
+    clinic.put("patients", "pat-001", PATIENT)
+    base = {
+        "patient_id": "pat-001",
+        "instrument": "gad7",
+        "taken_at": "2026-11-01T10:00:00-08:00",
+        "items": {"1": 1, "3": 0, "4": 0, "5": 0, "6": 0, "7": 0},
+    }
+    first = clinic.put("assessments", "gad-1", {**base, "items": {**base["items"], "2": "LA18938-3"}})
+    second = clinic.put("assessments", "gad-1", {**base, "items": {**base["items"], "68509-9": "LA6570-1"}})
+    assert first.status_code == 201, first.text
+    assert second.json()["outcome"] == "unchanged"  # same scores, stored the same way
+    assert second.json()["record"]["items"]["2"] == 2
+    bad = clinic.put("assessments", "gad-2", {**base, "items": {**base["items"], "2": "LA6571-8"}})
+    assert bad.status_code == 422
+    assert ["body", "items", "2"] in [e["loc"] for e in bad.json()["detail"]]
