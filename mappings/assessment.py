@@ -111,7 +111,7 @@ def to_fhir_assessment(
         resources.append(_response(record, instrument, total, external_id, ctx))
         items = [
             _item_observation(record, instrument, key, value, external_id, ctx)
-            for key, value in record.items.items()
+            for key, value in record.scores().items()
         ]
     resources.append(_total_observation(record, instrument, total, flags, external_id, ctx))
     return [*resources, *items]
@@ -125,7 +125,7 @@ def _response(
 ) -> QuestionnaireResponse:
     assert record.items is not None
     answers = []
-    for key, value in record.items.items():
+    for key, value in record.scores().items():
         item = instrument.item(key)
         answers.append(
             {"linkId": link_id(item.code), "text": item.text, "answer": [_answer(instrument, key, value)]}

@@ -417,6 +417,10 @@ class AssessmentRecord(RecordModel):
             )
         return self
 
+    def scores(self) -> dict[str, int]:
+        """The answers as scores by item key (validation already turned answer codes into scores)."""
+        return {key: int(value) for key, value in (self.items or {}).items()}
+
     def score(self) -> Score | None:
         """The instrument's score of the given items (None when no items were given)."""
         if self.items is None:
