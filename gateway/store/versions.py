@@ -66,7 +66,7 @@ def put_resources(
 ) -> list[VersionWrite]:
     """Writes each resource as a new version where its content changed; returns what happened to each.
 
-    One lookup for all of them, one executemany per table for the writes.
+    One lookup for all of them, one multi-row insert per table for the writes.
     """
     current = resource_repo.current_by_keys(session, keys=[(r["resourceType"], r["id"]) for r in resources])
     results: list[VersionWrite | None] = []

@@ -1,6 +1,6 @@
 """Queries of the FHIR resource store: current rows, versions, search-index rows and outbox rows.
 
-The write path runs on SQLAlchemy Core with executemany (the ORM's per-object bookkeeping would cost
+The write path runs on SQLAlchemy Core with multi-row statements (the ORM's per-object bookkeeping would cost
 more than the writes themselves); reads hand back plain rows with attribute access.
 """
 
@@ -86,9 +86,16 @@ def update_current(session: Session, *, resource_pk: int, values: Mapping[str, A
     session.connection().execute(update(RESOURCE).where(RESOURCE.c.id == resource_pk).values(**values))
 
 
-def insert_versions(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
+def _insert_many(session: Session, table: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Many rows in few statements: with RETURNING, SQLAlchemy batches an executemany into multi-row
+    INSERT ... VALUES ("insertmanyvalues") on every backend, where psycopg's own executemany would send
+    one statement per row."""
     if rows:
-        session.connection().execute(insert(VERSION), list(rows))
+        session.connection().execute(insert(table).returning(table.c.id), list(rows)).close()
+
+
+def insert_versions(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
+    _insert_many(session, VERSION, rows)
 
 
 def versions_of(session: Session, *, resource_pk: int) -> list[Row[Any]]:
@@ -102,14 +109,13 @@ def versions_of(session: Session, *, resource_pk: int) -> list[Row[Any]]:
 def replace_index_rows(
     session: Session, *, stale_pks: Sequence[int], rows: Mapping[str, Sequence[dict[str, Any]]]
 ) -> None:
-    """Drops the index rows of ``stale_pks`` and inserts ``rows`` (by index kind), with executemany."""
+    """Drops the index rows of ``stale_pks`` and inserts ``rows`` (by index kind)."""
     connection = session.connection()
     if stale_pks:
         for table in INDEX_TABLES.values():
             connection.execute(delete(table).where(table.c.resource_pk.in_(list(stale_pks))))
     for kind, kind_rows in rows.items():
-        if kind_rows:
-            connection.execute(insert(INDEX_TABLES[kind]), list(kind_rows))
+        _insert_many(session, INDEX_TABLES[kind], kind_rows)
 
 
 def index_rows_of(session: Session, *, resource_pk: int) -> dict[str, list[dict[str, Any]]]:
@@ -124,5 +130,4 @@ def index_rows_of(session: Session, *, resource_pk: int) -> dict[str, list[dict[
 
 
 def add_outbox_rows(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        session.connection().execute(insert(OUTBOX), list(rows))
+    _insert_many(session, OUTBOX, rows)
