@@ -35,7 +35,11 @@ def make_engine(settings: Settings) -> Engine:
         # concurrent writers queue on busy_timeout instead of failing on upgrade from read to write.
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # No server-side prepared statements: psycopg prepares a statement after 5 runs, and PostgreSQL may then
+    # keep a generic plan made while the tables were small (seq scans that slowed a 1,000-patient load 6x).
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args={"prepare_threshold": None}
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
