@@ -156,3 +156,13 @@ def make_clinic(client: TestClient, engine: Engine):
 @pytest.fixture
 def clinic(make_clinic) -> ClinicClient:
     return make_clinic("clinic-a")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In CI with KAPGW_TEST_POSTGRES_URL set, a run that would test nothing on PostgreSQL is an error."""
+    if (
+        os.environ.get("CI") == "true"
+        and POSTGRES_URL
+        and not any("[postgresql" in item.nodeid for item in items)
+    ):
+        raise pytest.UsageError("KAPGW_TEST_POSTGRES_URL is set but no PostgreSQL test was collected")
