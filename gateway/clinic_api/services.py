@@ -7,11 +7,11 @@ Each use case runs in one transaction and commits once: the record row and (thro
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import ValidationError
@@ -24,12 +24,14 @@ from gateway.core.errors import (
     field_error,
     pydantic_errors,
 )
-from gateway.db.engine import Session
+from gateway.db.engine import Session, WriteConflictError
 from gateway.db.repositories import records as record_repo
 from gateway.db.tables import RecordRow, utcnow
 from gateway.store import records as record_store
 from gateway.store import versions
 from mappings.records import ALL_KINDS, RECORD_KINDS, DoseRecord, RecordModel, SessionKind
+
+_T = TypeVar("_T")
 
 
 class Outcome(StrEnum):
@@ -145,7 +147,9 @@ def _write(
     if kind == "patients":
         patient = external_id
     data, digest = canonical_json(model)
-    row = record_repo.get_record(session, clinic_pk=refs.clinic.pk, kind=kind, external_id=external_id)
+    row = record_repo.get_record(
+        session, clinic_pk=refs.clinic.pk, kind=kind, external_id=external_id, for_update=True
+    )
     if row is not None and row.deleted_at is None and row.content_hash == digest:
         return WriteResult(Outcome.unchanged, row), []
     if row is None:
@@ -195,17 +199,38 @@ def put_record(
     external_id: str,
     model: RecordModel,
 ) -> WriteResult:
-    refs = _References(session, clinic)
-    result, errors = _write(
-        session, settings, refs, kind=kind, external_id=external_id, model=model, loc=("body",), now=utcnow()
-    )
-    if errors:
+
+    def attempt() -> WriteResult:
+        refs = _References(session, clinic)
+        result, errors = _write(
+            session,
+            settings,
+            refs,
+            kind=kind,
+            external_id=external_id,
+            model=model,
+            loc=("body",),
+            now=utcnow(),
+        )
+        if errors:
+            session.rollback()
+            raise RecordValidationError(errors)
+        assert result is not None
+        if result.outcome is not Outcome.unchanged:
+            session.commit()
+        return result
+
+    return _once_more_on_conflict(session, attempt)
+
+
+def _once_more_on_conflict(session: Session, attempt: Callable[[], _T]) -> _T:
+    """Runs a write use case; if a concurrent writer created the same record first (unique key conflict),
+    rolls back and runs it once more, when it finds the record and updates it or sees it unchanged."""
+    try:
+        return attempt()
+    except WriteConflictError:
         session.rollback()
-        raise RecordValidationError(errors)
-    assert result is not None
-    if result.outcome is not Outcome.unchanged:
-        session.commit()
-    return result
+        return attempt()
 
 
 def get_record(session: Session, *, clinic: ClinicScope, kind: str, external_id: str) -> RecordRow:
@@ -271,6 +296,15 @@ def run_batch(
     session: Session, settings: Settings, *, clinic: ClinicScope, entries: Iterable[BatchEntry]
 ) -> list[WriteResult]:
     """All-or-nothing: every entry is checked; any error rolls the whole batch back (422 lists them all)."""
+    entries = list(entries)
+    return _once_more_on_conflict(
+        session, lambda: _run_batch(session, settings, clinic=clinic, entries=entries)
+    )
+
+
+def _run_batch(
+    session: Session, settings: Settings, *, clinic: ClinicScope, entries: Iterable[BatchEntry]
+) -> list[WriteResult]:
     refs = _References(session, clinic)
     results: list[WriteResult] = []
     errors: list[dict[str, Any]] = []

@@ -8,11 +8,12 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError as WriteConflictError
 from sqlmodel import Session, create_engine
 
 from gateway.core.config import Settings
 
-__all__ = ["Engine", "Session", "make_engine", "normalize_url", "ping", "session_scope"]
+__all__ = ["Engine", "Session", "WriteConflictError", "make_engine", "normalize_url", "ping", "session_scope"]
 
 
 def normalize_url(url: str) -> str:

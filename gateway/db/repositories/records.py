@@ -9,12 +9,15 @@ from sqlmodel import Session, col, select
 from gateway.db.tables import RecordRow
 
 
-def get_record(session: Session, *, clinic_pk: int, kind: str, external_id: str) -> RecordRow | None:
-    return session.exec(
-        select(RecordRow).where(
-            RecordRow.clinic_pk == clinic_pk, RecordRow.kind == kind, RecordRow.external_id == external_id
-        )
-    ).first()
+def get_record(
+    session: Session, *, clinic_pk: int, kind: str, external_id: str, for_update: bool = False
+) -> RecordRow | None:
+    """The record by its key; ``for_update`` locks the row until commit (PostgreSQL; SQLite's writers are
+    serialized by BEGIN IMMEDIATE already), so concurrent writes of one record queue instead of racing."""
+    query = select(RecordRow).where(
+        RecordRow.clinic_pk == clinic_pk, RecordRow.kind == kind, RecordRow.external_id == external_id
+    )
+    return session.exec(query.with_for_update() if for_update else query).first()
 
 
 def live_records(
