@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gateway.core.config import get_settings
 from gateway.core.logging import configure_logging
+
+if TYPE_CHECKING:
+    from gateway.db.engine import Engine, Session
 
 app = typer.Typer(help="KAP FHIR Gateway", no_args_is_help=True, pretty_exceptions_enable=False)
 db_app = typer.Typer(help="Database schema", no_args_is_help=True)
@@ -20,20 +25,28 @@ app.add_typer(clinics_app, name="clinics")
 app.add_typer(clients_app, name="clients")
 
 
-def _engine():
+@contextmanager
+def _engine() -> Iterator[Engine]:
     from gateway.db.engine import make_engine
 
-    return make_engine(get_settings())
+    engine = make_engine(get_settings())
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
-def _session():
+@contextmanager
+def _session() -> Iterator[Session]:
+    """A session on the configured database (an embedded SQLite is upgraded first)."""
     from gateway.db.engine import Session
     from gateway.db.migrate import upgrade
 
-    engine = _engine()
-    if get_settings().is_sqlite:
-        upgrade(engine)
-    return Session(engine, expire_on_commit=False)
+    with _engine() as engine:
+        if get_settings().is_sqlite:
+            upgrade(engine)
+        with Session(engine, expire_on_commit=False) as session:
+            yield session
 
 
 @app.command()
@@ -67,9 +80,9 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply the Alembic migrations up to REVISION (default head)."""
     from gateway.db.migrate import current_revision, upgrade
 
-    engine = _engine()
-    upgrade(engine, revision)
-    typer.echo(f"database at revision {current_revision(engine)}")
+    with _engine() as engine:
+        upgrade(engine, revision)
+        typer.echo(f"database at revision {current_revision(engine)}")
 
 
 @clinics_app.command("create")
