@@ -140,7 +140,10 @@ def _write(
     model: RecordModel,
     loc: tuple[str | int, ...],
     now: datetime,
+    resources_later: list[record_store.RecordWrite] | None = None,
 ) -> tuple[WriteResult | None, list[dict]]:
+    """Checks and upserts one record row; its FHIR resources are written now, or appended to
+    ``resources_later`` for the caller to write with others in one go (batches)."""
     patient, errors = _check_references(model, refs, settings, loc)
     if errors:
         return None, errors
@@ -174,15 +177,13 @@ def _write(
         outcome = Outcome.updated
     session.flush()
     refs.remember(row)
-    record_store.write_record_resources(
-        session,
-        clinic=_identity(refs.clinic, settings),
-        row=row,
-        model=model,
-        now=now,
-        activity="CREATE" if outcome is Outcome.created else "UPDATE",
-        lookup=refs.get,
-    )
+    pending = record_store.RecordWrite(row, model, "CREATE" if outcome is Outcome.created else "UPDATE")
+    if resources_later is not None:
+        resources_later.append(pending)
+    else:
+        record_store.write_records_resources(
+            session, clinic=_identity(refs.clinic, settings), records=[pending], now=now, lookup=refs.get
+        )
     return WriteResult(outcome, row), []
 
 
@@ -310,6 +311,7 @@ def _run_batch(
     errors: list[dict[str, Any]] = []
     now = utcnow()
     seen: set[tuple[str, str]] = set()
+    pending: list[record_store.RecordWrite] = []
     for index, entry in enumerate(entries):
         loc: tuple[str | int, ...] = ("body", index, "record")
         if (entry.kind, entry.id) in seen:
@@ -324,7 +326,15 @@ def _run_batch(
             errors.extend(error.detail)
             continue
         result, entry_errors = _write(
-            session, settings, refs, kind=entry.kind, external_id=entry.id, model=model, loc=loc, now=now
+            session,
+            settings,
+            refs,
+            kind=entry.kind,
+            external_id=entry.id,
+            model=model,
+            loc=loc,
+            now=now,
+            resources_later=pending,
         )
         errors.extend(entry_errors)
         if result is not None:
@@ -332,5 +342,8 @@ def _run_batch(
     if errors:
         session.rollback()
         raise RecordValidationError(errors)
+    record_store.write_records_resources(
+        session, clinic=_identity(clinic, settings), records=pending, now=now, lookup=refs.get
+    )
     session.commit()
     return results

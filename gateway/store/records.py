@@ -7,7 +7,7 @@ and enqueue outbox rows. The clinic's Organization is kept current the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -61,6 +61,15 @@ def record_model(row: RecordRow) -> RecordModel:
     return model_type.model_validate(row.data)
 
 
+@dataclass(frozen=True)
+class RecordWrite:
+    """A record just written (row flushed) whose FHIR resources are to be stored."""
+
+    row: RecordRow
+    model: RecordModel
+    activity: Activity
+
+
 def write_record_resources(
     session: Session,
     *,
@@ -71,33 +80,80 @@ def write_record_resources(
     activity: Activity,
     lookup: RecordLookup,
 ) -> list[versions.VersionWrite]:
+    return write_records_resources(
+        session, clinic=clinic, records=[RecordWrite(row, model, activity)], now=now, lookup=lookup
+    )
+
+
+def write_records_resources(
+    session: Session,
+    *,
+    clinic: ClinicIdentity,
+    records: Sequence[RecordWrite],
+    now: datetime,
+    lookup: RecordLookup,
+) -> list[versions.VersionWrite]:
+    """Stores the resources of several records at once (a batch): one lookup and one multi-row insert per
+    table for all of them, then one more round for their Provenances."""
+    contexts: list[MappingContext] = []
+    items: list[tuple[dict[str, Any], int | None]] = []
+    spans: list[tuple[int, int]] = []  # each record's slice of ``items``
+    for record in records:
+        assert record.row.id is not None
+        related = {}
+        for key in related_keys(record.row.kind, record.model):
+            found = lookup(*key)
+            if found is not None:
+                related[key] = record_model(found)
+        ctx = clinic.context(now, related)
+        contexts.append(ctx)
+        resources = [
+            to_json(r) for r in map_record(record.row.kind, record.row.external_id, record.model, ctx)
+        ]
+        spans.append((len(items), len(items) + len(resources)))
+        items += [(resource, record.row.id) for resource in resources]
+    if not records:
+        return []
+    organization = _write_organization(session, clinic, contexts[0], now)
+    written = versions.put_owned_resources(session, clinic_pk=clinic.pk, items=items, now=now)
+    per_record: list[list[versions.VersionWrite]] = []
+    provenances: list[tuple[dict[str, Any], int | None]] = []
+    for record, ctx, (first, last) in zip(records, contexts, spans, strict=True):
+        writes = written[first:last]
+        if record.activity != "CREATE":  # a new record has no resources it could have stopped mapping to
+            produced = {(r["resourceType"], r["id"]) for r, _ in items[first:last]}
+            writes += _retire_stale(session, clinic, record.row, produced, now)
+        per_record.append(writes)
+        provenance = _provenance(record.row, ctx, writes, record.activity)
+        if provenance is not None:
+            provenances.append((provenance, record.row.id))
+    written_provenances = iter(
+        versions.put_owned_resources(session, clinic_pk=clinic.pk, items=provenances, now=now)
+    )
+    out: list[versions.VersionWrite] = list(organization)
+    for record, writes in zip(records, per_record, strict=True):
+        if any(w.changed for w in writes):
+            writes = [*writes, next(written_provenances)]
+        outbox.enqueue(
+            session, clinic_pk=clinic.pk, writes=writes, patient_key=record.row.patient_external_id, now=now
+        )
+        out += writes
+    outbox.enqueue(session, clinic_pk=clinic.pk, writes=organization, patient_key=None, now=now)
+    return out
+
+
+def _retire_stale(
+    session: Session, clinic: ClinicIdentity, row: RecordRow, produced: set[tuple[str, str]], now: datetime
+) -> list[versions.VersionWrite]:
+    """Resources the record mapped to before and no longer does."""
     assert row.id is not None
-    related = {}
-    for key in related_keys(row.kind, model):
-        found = lookup(*key)
-        if found is not None:
-            related[key] = record_model(found)
-    ctx = clinic.context(now, related)
-    resources = [to_json(r) for r in map_record(row.kind, row.external_id, model, ctx)]
-    organization = _write_organization(session, clinic, ctx, now)
-    writes = versions.put_resources(
-        session, clinic_pk=clinic.pk, resources=resources, now=now, record_pk=row.id
-    )
-    produced = {(r["resourceType"], r["id"]) for r in resources}
-    if activity != "CREATE":  # a new record has no resources it could have stopped mapping to
-        for stale in versions.current_for_record(session, record_pk=row.id):
-            key = (stale.resource_type, stale.resource_id)
-            if key not in produced and not stale.deleted and stale.resource_type != "Provenance":
-                writes.append(_retire(session, clinic_pk=clinic.pk, row=stale, now=now))
-    writes += _provenance(session, clinic, row, ctx, writes, activity, now)
-    outbox.enqueue(
-        session,
-        clinic_pk=clinic.pk,
-        writes=[*organization, *writes],
-        patient_key=row.patient_external_id,
-        now=now,
-    )
-    return writes
+    return [
+        _retire(session, clinic_pk=clinic.pk, row=stale, now=now)
+        for stale in versions.current_for_record(session, record_pk=row.id)
+        if (stale.resource_type, stale.resource_id) not in produced
+        and not stale.deleted
+        and stale.resource_type != "Provenance"
+    ]
 
 
 def _write_organization(
@@ -117,23 +173,15 @@ def _write_organization(
 
 
 def _provenance(
-    session: Session,
-    clinic: ClinicIdentity,
-    row: RecordRow,
-    ctx: MappingContext,
-    writes: list[versions.VersionWrite],
-    activity: Activity,
-    now: datetime,
-) -> list[versions.VersionWrite]:
+    row: RecordRow, ctx: MappingContext, writes: list[versions.VersionWrite], activity: Activity
+) -> dict[str, Any] | None:
+    """The Provenance of a write that changed something (None when nothing changed)."""
     changed = [w for w in writes if w.changed]
     if not changed:
-        return []
+        return None
     targets = [f"{w.resource_type}/{w.resource_id}" for w in changed]
-    provenance = to_fhir_provenance(
-        targets, kind=row.kind, external_id=row.external_id, ctx=ctx, activity=activity
-    )
-    return versions.put_resources(
-        session, clinic_pk=clinic.pk, resources=[to_json(provenance)], now=now, record_pk=row.id
+    return to_json(
+        to_fhir_provenance(targets, kind=row.kind, external_id=row.external_id, ctx=ctx, activity=activity)
     )
 
 
@@ -151,11 +199,13 @@ def delete_record_resources(
     session: Session, *, clinic: ClinicIdentity, row: RecordRow, now: datetime
 ) -> list[versions.VersionWrite]:
     assert row.id is not None
-    writes = [
-        _retire(session, clinic_pk=clinic.pk, row=stale, now=now)
-        for stale in versions.current_for_record(session, record_pk=row.id)
-        if not stale.deleted and stale.resource_type != "Provenance"
-    ]
-    writes += _provenance(session, clinic, row, clinic.context(now), writes, "DELETE", now)
+    writes = _retire_stale(session, clinic, row, set(), now)
+    provenance = _provenance(row, clinic.context(now), writes, "DELETE")
+    if provenance is not None:
+        writes.append(
+            versions.put_resource(
+                session, clinic_pk=clinic.pk, resource=provenance, now=now, record_pk=row.id
+            )
+        )
     outbox.enqueue(session, clinic_pk=clinic.pk, writes=writes, patient_key=row.patient_external_id, now=now)
     return writes

@@ -64,17 +64,31 @@ def put_resources(
     now: datetime,
     record_pk: int | None = None,
 ) -> list[VersionWrite]:
-    """Writes each resource as a new version where its content changed; returns what happened to each.
+    """Writes each resource as a new version where its content changed; returns what happened to each."""
+    return put_owned_resources(
+        session, clinic_pk=clinic_pk, items=[(r, record_pk) for r in resources], now=now
+    )
 
-    One lookup for all of them, one multi-row insert per table for the writes.
+
+def put_owned_resources(
+    session: Session,
+    *,
+    clinic_pk: int,
+    items: Sequence[tuple[dict[str, Any], int | None]],
+    now: datetime,
+) -> list[VersionWrite]:
+    """Like :func:`put_resources` for resources of several records: (resource, record pk) pairs.
+
+    One lookup for all of them, one multi-row insert per table for the writes, so a batch of records
+    costs a handful of statements rather than a dozen per record.
     """
-    current = resource_repo.current_by_keys(session, keys=[(r["resourceType"], r["id"]) for r in resources])
+    current = resource_repo.current_by_keys(session, keys=[(r["resourceType"], r["id"]) for r, _ in items])
     results: list[VersionWrite | None] = []
     new_rows: list[dict[str, Any]] = []
     new_resources: list[tuple[int, dict[str, Any]]] = []  # (position in results, resource)
     changed: list[tuple[int, int, dict[str, Any], bytes]] = []  # (pk, version, resource, content)
     stale_pks: list[int] = []
-    for resource in resources:
+    for resource, record_pk in items:
         digest = content_hash(resource)
         row = current.get((resource["resourceType"], resource["id"]))
         if row is not None and not row.deleted and row.content_hash == digest:
