@@ -70,21 +70,6 @@ class RecordWrite:
     activity: Activity
 
 
-def write_record_resources(
-    session: Session,
-    *,
-    clinic: ClinicIdentity,
-    row: RecordRow,
-    model: RecordModel,
-    now: datetime,
-    activity: Activity,
-    lookup: RecordLookup,
-) -> list[versions.VersionWrite]:
-    return write_records_resources(
-        session, clinic=clinic, records=[RecordWrite(row, model, activity)], now=now, lookup=lookup
-    )
-
-
 def write_records_resources(
     session: Session,
     *,

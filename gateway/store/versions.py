@@ -51,9 +51,7 @@ def _stamp(resource: dict[str, Any], version_id: int, now: datetime) -> bytes:
     return orjson.dumps(stamped)
 
 
-get_current = resource_repo.get_current
 current_for_record = resource_repo.current_for_record
-history = resource_repo.versions_of
 
 
 def put_resources(
