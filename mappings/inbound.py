@@ -28,6 +28,7 @@ import functools
 import re
 from collections.abc import Collection, Mapping
 from datetime import date, datetime
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Annotated, Any, cast
 
@@ -264,13 +265,9 @@ def from_fhir_condition(
     """
     resource_type = "Condition"
     _check_resource_type(resource, resource_type)
-    verification, _ = _coded_status(
-        resource.get("verificationStatus"),
-        CONDITION_VER_STATUS,
-        {*_values(ConditionVerificationStatus), ENTERED_IN_ERROR},
+    verification = _verification_status(
+        resource, resource_type, CONDITION_VER_STATUS, ConditionVerificationStatus
     )
-    if verification == ENTERED_IN_ERROR:
-        raise InboundMappingError(resource_type, [ENTERED_IN_ERROR])
     reasons: list[str] = []
 
     codes, text = _concept(resource.get("code"))
@@ -452,13 +449,9 @@ def from_fhir_allergy(
     """
     resource_type = "AllergyIntolerance"
     _check_resource_type(resource, resource_type)
-    verification, _ = _coded_status(
-        resource.get("verificationStatus"),
-        ALLERGY_VERIFICATION,
-        {*_values(AllergyVerificationStatus), ENTERED_IN_ERROR},
+    verification = _verification_status(
+        resource, resource_type, ALLERGY_VERIFICATION, AllergyVerificationStatus
     )
-    if verification == ENTERED_IN_ERROR:
-        raise InboundMappingError(resource_type, [ENTERED_IN_ERROR])
     reasons: list[str] = []
 
     codes, text = _concept(resource.get("code"))
@@ -602,6 +595,18 @@ def _coding(system: str, code: str, display: str | None) -> RecordCoding | None:
         return RecordCoding(system=system, code=code, display=display)
     except ValidationError:
         return None
+
+
+def _verification_status(
+    resource: Mapping[str, Any], resource_type: str, system: str, allowed: type[StrEnum]
+) -> str | None:
+    """The resource's verificationStatus code; an entered-in-error resource is refused outright."""
+    verification, _ = _coded_status(
+        resource.get("verificationStatus"), system, {*_values(allowed), ENTERED_IN_ERROR}
+    )
+    if verification == ENTERED_IN_ERROR:
+        raise InboundMappingError(resource_type, [ENTERED_IN_ERROR])
+    return verification
 
 
 def _coded_status(value: Any, system: str, allowed: Collection[str]) -> tuple[str | None, bool]:
