@@ -1,44 +1,57 @@
-"""Assessment records → QuestionnaireResponse + total-score Observation + item Observations.
+"""Assessment records → QuestionnaireResponse + total-score Observation + item Observations (+ a safety Flag).
 
 Specs: US Core 6.1.0 Observation Screening Assessment
-(http://hl7.org/fhir/us/core/STU6.1/StructureDefinition-us-core-observation-screening-assessment.html) and US
-Core QuestionnaireResponse (…/StructureDefinition-us-core-questionnaireresponse.html). Codes: docs/codes.md,
-LOINC and kap-instruments, via :mod:`mappings.instruments` (LOINC where verified, the gateway's local system otherwise).
+(http://hl7.org/fhir/us/core/STU6.1/StructureDefinition-us-core-observation-screening-assessment.html), US
+Core QuestionnaireResponse (…/StructureDefinition-us-core-questionnaireresponse.html) and FHIR R4 Flag
+(http://hl7.org/fhir/R4/flag.html). Codes: docs/codes.md, LOINC and kap-instruments, via
+:mod:`mappings.instruments` (LOINC where verified, the gateway's local system otherwise).
 
 Resources and id parts (``ctx.id_of("assessments", external_id, part)``):
 
 * ``response`` — QuestionnaireResponse, only when items are given. It answers the instrument's Questionnaire
   (:mod:`mappings.questionnaire`): linkIds ``/<item code>``, answers ``valueCoding`` with the primary answer
   code (LOINC LA codes) or ``valueInteger`` for items without answer codes, then the total item
-  (``valueDecimal``, C-SSRS: the risk-level ``valueCoding``) when the total is known. Patient-reported:
-  ``source`` = the patient, no ``author``. It is the assessment's main resource: its identifier value is the
-  bare external id.
+  (``valueDecimal``, C-SSRS: the risk-level ``valueCoding``) when the total is known. ``status`` is
+  ``completed``, or ``in-progress`` when items the form requires are unanswered
+  (``Instrument.missing_required``); an unanswered *safety* item is still listed, without an answer, with a
+  data-absent-reason extension (``unknown``). It is the assessment's main resource: its identifier value is
+  the bare external id.
 * ``total`` — the score Observation (category ``survey`` only: US Core has no mental-health category code,
   docs/codes.md, LOINC: how scores are sent). ``code`` = ``instrument.total_code``; ``valueQuantity``
-  ``{score}`` (C-SSRS: the risk level as ``valueCodeableConcept``); ``interpretation`` = the band code. With items it has ``derivedFrom`` the QR
-  and ``hasMember`` the item Observations. If the items are incomplete, no total can be computed (the
-  instruments never prorate): the Observation then carries the *panel* code, no value, and groups the items
-  (the US Core panel pattern, docs/codes.md, LOINC: how scores are sent) — an Observation coded as a total
-  always has its value.
+  ``{score}`` (C-SSRS: the risk level as ``valueCodeableConcept``); ``interpretation`` = the band code. With
+  items it has ``derivedFrom`` the QR and ``hasMember`` the item Observations. If the items are incomplete, no
+  total can be computed (the instruments never prorate): the Observation then carries the *panel* code, no
+  value, and groups the items (the US Core panel pattern) — an Observation coded as a total always has its value.
 * ``item-<key>`` — one Observation per answered item (``valueCodeableConcept`` with the LA code, else
-  ``valueInteger``), ``derivedFrom`` the QR.
+  ``valueInteger``), ``derivedFrom`` the QR; plus one per unanswered safety item with ``dataAbsentReason``
+  ``unknown`` and a note.
+* ``flag`` — a patient Flag (status ``active``, category ``safety``, period start = ``taken_at``) while the
+  assessment raises a safety flag; when a change or a delete stops raising it, the store retires it
+  (``entered-in-error``, :mod:`mappings.lifecycle`).
 
-Safety flags (:func:`flags_of`; e.g. PHQ-9 item 9 > 0 → ``suicidal-ideation``) are sent machine-readably as an
-extra ``interpretation`` coded in ``https://kap-gateway.org/fhir/CodeSystem/kap-flags`` plus a fixed ``note``
-(no clinic free text) on the total Observation, and on the item Observation whose answer raised the flag.
+Who: self-reported instruments name the patient as QuestionnaireResponse ``source`` and Observation
+``performer`` (and ``rater_id``, who administered the form, as ``author``); clinician-rated ones (MADRS, CADSS)
+name the rater (``rater_id``) as ``author``, ``source`` and ``performer`` — without a rater they name nobody
+(never the patient).
 
-Related records: none (the record names its patient and session directly).
+Safety (``Instrument.safety``: the answers *and* what the total implies). Certain flags (e.g. PHQ-9 item 9 > 0,
+or a total that forces it) are sent as ``interpretation`` codings — the local ``kap-flags`` code plus the
+standard v3 ObservationInterpretation ``AA`` "Critical abnormal" — and a fixed ``note`` (no clinic free text) on
+the total Observation and on the item Observation whose answer raised the flag, and as the Flag. A flag that
+can be neither raised nor ruled out (a safety item unanswered) gets a note saying so on the total Observation.
+
+Related records: none (the record names its patient, session and rater directly).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from mappings.codes import hl7, kap, ucum
+from mappings.codes import hl7, kap, snomed, ucum
+from mappings.codes.hl7_referrals import DATA_ABSENT_REASON
 from mappings.context import MappingContext
-from mappings.fhir import Observation, QuestionnaireResponse, validated
-from mappings.instruments import HIGH_SUICIDE_RISK, SUICIDAL_IDEATION, Instrument, get_instrument
-from mappings.instruments.cssrs import HIGH, MODERATE
+from mappings.fhir import Flag, Observation, QuestionnaireResponse, validated
+from mappings.instruments import SUICIDAL_IDEATION, Code, Instrument, Safety, get_instrument
 from mappings.questionnaire import CODED_TOTALS, coding, link_id, total_link_id
 from mappings.records import AssessmentRecord
 
@@ -49,13 +62,10 @@ US_CORE_QR = US_CORE + "us-core-questionnaireresponse"
 
 RESPONSE_PART = "response"
 TOTAL_PART = "total"
-
-#: flags a C-SSRS risk level implies when only the total is given (same result as the items' flag rules:
-#: moderate needs a Yes on item 3 or 6, high one on 4, 5 or 6 + 6b — see mappings.instruments.cssrs)
-CSSRS_TOTAL_FLAGS: dict[int, tuple[str, ...]] = {
-    MODERATE: (SUICIDAL_IDEATION,),
-    HIGH: (SUICIDAL_IDEATION, HIGH_SUICIDE_RISK),
-}
+FLAG_PART = "flag"
+#: R4 core extension on Flag pointing at the record behind it (hl7.org/fhir/R4/extension-flag-detail.html)
+FLAG_DETAIL = "http://hl7.org/fhir/StructureDefinition/flag-detail"
+ROUTE = "Route to a clinician for review."
 
 
 def item_part(key: str) -> str:
@@ -75,61 +85,86 @@ def total_of(record: AssessmentRecord) -> int | None:
     return score.total if score is not None else None
 
 
-def flags_of(record: AssessmentRecord) -> tuple[str, ...]:
-    """Safety flags of the assessment (for the gateway's alerts), in instrument rule order.
+def safety_of(record: AssessmentRecord) -> Safety:
+    """What the items and the total say about the safety flags (``Instrument.safety``)."""
+    return get_instrument(record.instrument).safety(record.items or {}, record.total)
 
-    From the items when given (complete or not). From a total alone only what the total *implies*: for sum
-    scales, a flag item's rule holds whenever the total exceeds what all other scored items can reach (PHQ-9
-    total >= 25 means item 9 > 0); for the C-SSRS, by risk level (:data:`CSSRS_TOTAL_FLAGS`).
-    """
-    instrument = get_instrument(record.instrument)
-    if record.items is not None:
-        return instrument.flags(record.items)
-    if record.total is None:
-        return ()
-    if instrument.key == "cssrs":
-        return CSSRS_TOTAL_FLAGS.get(record.total, ())
-    scored = [item for item in instrument.items if item.scored]
-    flags = []
-    for rule in instrument.flag_rules:
-        others_max = sum(item.max_score for item in scored if item.key != rule.item_key)
-        if instrument.item(rule.item_key).scored and record.total - others_max >= rule.min_score:
-            flags.append(rule.flag)
-    return tuple(dict.fromkeys(flags))
+
+def flags_of(record: AssessmentRecord) -> tuple[str, ...]:
+    """Safety flags of the assessment, in instrument rule order: those certain from the items (complete or
+    not) and what the total implies — PHQ-9 items 1-8 all 3 with total 27 forces item 9 = 3; a C-SSRS total
+    alone implies the flags every answer pattern with that risk level raises."""
+    return safety_of(record).certain
 
 
 def to_fhir_assessment(
     record: AssessmentRecord, *, external_id: str, ctx: MappingContext
-) -> list[QuestionnaireResponse | Observation]:
-    """[QuestionnaireResponse (with items), total Observation, item Observations (with items)]."""
+) -> list[QuestionnaireResponse | Observation | Flag]:
+    """[QuestionnaireResponse (with items), total Observation, item Observations (with items), Flag (when a
+    safety flag is raised)]."""
     instrument = get_instrument(record.instrument)
     total = total_of(record)
-    flags = flags_of(record)
-    resources: list[QuestionnaireResponse | Observation] = []
+    safety = safety_of(record)
+    resources: list[QuestionnaireResponse | Observation | Flag] = []
     items: list[Observation] = []
+    absent = safety.missing if record.items is not None else ()
     if record.items is not None:
-        resources.append(_response(record, instrument, total, external_id, ctx))
-        items = [
-            _item_observation(record, instrument, key, value, external_id, ctx)
-            for key, value in record.scores().items()
-        ]
-    resources.append(_total_observation(record, instrument, total, flags, external_id, ctx))
-    return [*resources, *items]
+        resources.append(_response(record, instrument, total, absent, external_id, ctx))
+        scores = record.scores()
+        for item in instrument.items:
+            if item.key in scores:
+                items.append(
+                    _item_observation(record, instrument, item.key, scores[item.key], external_id, ctx)
+                )
+            elif item.key in absent:
+                items.append(_absent_item_observation(record, instrument, item.key, external_id, ctx))
+    resources.append(_total_observation(record, instrument, total, safety, items, external_id, ctx))
+    resources += items
+    if safety.certain:
+        resources.append(_flag(record, instrument, safety.certain, external_id, ctx))
+    return resources
+
+
+def _performer(
+    record: AssessmentRecord, instrument: Instrument, ctx: MappingContext
+) -> dict[str, str] | None:
+    """Who answered or rated: the patient for self-reports, the rater for clinician ratings (None if unknown)."""
+    if instrument.clinician_rated:
+        return ctx.reference("practitioners", record.rater_id) if record.rater_id is not None else None
+    return ctx.reference("patients", record.patient_id)
 
 
 # --- QuestionnaireResponse ----------------------------------------------------------------------------
 
 
 def _response(
-    record: AssessmentRecord, instrument: Instrument, total: int | None, external_id: str, ctx: MappingContext
+    record: AssessmentRecord,
+    instrument: Instrument,
+    total: int | None,
+    absent: tuple[str, ...],
+    external_id: str,
+    ctx: MappingContext,
 ) -> QuestionnaireResponse:
     assert record.items is not None
+    scores = record.scores()
     answers = []
-    for key, value in record.scores().items():
-        item = instrument.item(key)
-        answers.append(
-            {"linkId": link_id(item.code), "text": item.text, "answer": [_answer(instrument, key, value)]}
-        )
+    for item in instrument.items:
+        if item.key in scores:
+            answers.append(
+                {
+                    "linkId": link_id(item.code),
+                    "text": item.text,
+                    "answer": [_answer(instrument, item.key, scores[item.key])],
+                }
+            )
+        elif item.key in absent:
+            answers.append(
+                {
+                    "extension": [{"url": DATA_ABSENT_REASON, "valueCode": hl7.ABSENT_UNKNOWN["code"]}],
+                    "linkId": link_id(item.code),
+                    "text": item.text,
+                }
+            )
     if total is not None:
         answers.append(
             {
@@ -138,18 +173,23 @@ def _response(
                 "answer": [_total_answer(instrument, total)],
             }
         )
+    missing = instrument.missing_required(scores)
     resource: dict[str, Any] = {
         "resourceType": "QuestionnaireResponse",
         "id": ctx.id_of(KIND, external_id, RESPONSE_PART),
         "meta": {"profile": [US_CORE_QR]},
         "identifier": ctx.identifier(KIND, external_id),
         "questionnaire": instrument.questionnaire_url,
-        "status": "completed",
+        "status": "in-progress" if missing else "completed",
         "subject": ctx.reference("patients", record.patient_id),
         "authored": record.taken_at.isoformat(),
-        "source": ctx.reference("patients", record.patient_id),
         "item": answers,
     }
+    if record.rater_id is not None:
+        resource["author"] = ctx.reference("practitioners", record.rater_id)
+    source = _performer(record, instrument, ctx)
+    if source is not None:
+        resource["source"] = source
     if record.session_id is not None:
         resource["encounter"] = ctx.reference("sessions", record.session_id)
     return validated(QuestionnaireResponse, resource)
@@ -172,7 +212,12 @@ def _total_answer(instrument: Instrument, total: int) -> dict[str, Any]:
 
 
 def _observation(
-    record: AssessmentRecord, part: str, external_id: str, ctx: MappingContext, code: dict[str, Any]
+    record: AssessmentRecord,
+    instrument: Instrument,
+    part: str,
+    external_id: str,
+    ctx: MappingContext,
+    code: dict[str, Any],
 ) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Observation",
@@ -187,39 +232,49 @@ def _observation(
     }
     if record.session_id is not None:
         resource["encounter"] = ctx.reference("sessions", record.session_id)
+    performer = _performer(record, instrument, ctx)
+    if performer is not None:
+        resource["performer"] = [performer]
     if record.items is not None:
         resource["derivedFrom"] = [ctx.reference(KIND, external_id, RESPONSE_PART, "QuestionnaireResponse")]
     return resource
+
+
+def _concept(code: Code, text: str) -> dict[str, Any]:
+    return {"coding": [coding(code)], "text": text}
 
 
 def _total_observation(
     record: AssessmentRecord,
     instrument: Instrument,
     total: int | None,
-    flags: tuple[str, ...],
+    safety: Safety,
+    items: list[Observation],
     external_id: str,
     ctx: MappingContext,
 ) -> Observation:
     known = total is not None
     code = instrument.total_code if known or instrument.panel is None else instrument.panel
-    resource = _observation(
-        record, TOTAL_PART, external_id, ctx, {"coding": [coding(code)], "text": code.display}
-    )
+    resource = _observation(record, instrument, TOTAL_PART, external_id, ctx, _concept(code, code.display))
     interpretation = []
     if total is not None:
         band = instrument.band(total)
         if instrument.key in CODED_TOTALS:
             assert band is not None and band.code is not None
-            resource["valueCodeableConcept"] = {"coding": [coding(band.code)], "text": band.display}
+            resource["valueCodeableConcept"] = _concept(band.code, band.display)
         else:
             resource["valueQuantity"] = ucum.quantity(total, *ucum.SCORE)
         if band is not None and band.code is not None:
-            interpretation.append({"coding": [coding(band.code)], "text": band.display})
-    if record.items:
-        resource["hasMember"] = [
-            ctx.reference(KIND, external_id, item_part(key), "Observation") for key in record.items
-        ]
-    _add_flags(resource, interpretation, flags)
+            interpretation.append(_concept(band.code, band.display))
+    if items:
+        resource["hasMember"] = [{"reference": f"Observation/{item.id}"} for item in items]
+    notes = _add_flags(resource, interpretation, safety.certain)
+    if safety.unknown:
+        names = ", ".join(_flag_name(flag) for flag in safety.unknown)
+        which = ("item " if len(safety.missing) == 1 else "items ") + ", ".join(safety.missing)
+        notes.append(f"{instrument.title} {which} not reported: {names} cannot be ruled out. {ROUTE}")
+    if notes:
+        resource["note"] = [{"text": text} for text in notes]
     return validated(Observation, resource)
 
 
@@ -233,26 +288,85 @@ def _item_observation(
 ) -> Observation:
     item = instrument.item(key)
     resource = _observation(
-        record, item_part(key), external_id, ctx, {"coding": [coding(item.code)], "text": item.text}
+        record, instrument, item_part(key), external_id, ctx, _concept(item.code, item.text)
     )
     code = instrument.answer_code(key, value)
     if code is not None:
-        resource["valueCodeableConcept"] = {"coding": [coding(code)], "text": code.display}
+        resource["valueCodeableConcept"] = _concept(code, code.display)
     else:
         resource["valueInteger"] = value
     raised = [rule.flag for rule in instrument.flag_rules if rule.item_key == key and value >= rule.min_score]
-    _add_flags(resource, [], tuple(dict.fromkeys(raised)))
+    notes = _add_flags(resource, [], tuple(dict.fromkeys(raised)))
+    if notes:
+        resource["note"] = [{"text": text} for text in notes]
     return validated(Observation, resource)
+
+
+def _absent_item_observation(
+    record: AssessmentRecord, instrument: Instrument, key: str, external_id: str, ctx: MappingContext
+) -> Observation:
+    """An unanswered safety item: no value, ``dataAbsentReason`` unknown, and a note saying it was skipped."""
+    item = instrument.item(key)
+    resource = _observation(
+        record, instrument, item_part(key), external_id, ctx, _concept(item.code, item.text)
+    )
+    resource["dataAbsentReason"] = {"coding": [hl7.ABSENT_UNKNOWN], "text": "Not answered"}
+    resource["note"] = [{"text": f"{instrument.title} item {key} was not answered. {ROUTE}"}]
+    return validated(Observation, resource)
+
+
+def _flag_name(flag: str) -> str:
+    return kap.FLAG_CODINGS[flag]["display"].lower()
 
 
 def _add_flags(
     resource: dict[str, Any], interpretation: list[dict[str, Any]], flags: tuple[str, ...]
-) -> None:
+) -> list[str]:
+    """Adds the flags' interpretations (kap-flags codes, then ``AA`` once) and returns the note texts."""
     for flag in flags:
         flag_coding = kap.FLAG_CODINGS[flag]
         interpretation.append({"coding": [flag_coding], "text": flag_coding["display"]})
+    if flags:
+        interpretation.append({"coding": [hl7.CRITICAL_ABNORMAL], "text": hl7.CRITICAL_ABNORMAL["display"]})
     if interpretation:
         resource["interpretation"] = interpretation
-    if flags:
-        names = ", ".join(kap.FLAG_CODINGS[flag]["display"].lower() for flag in flags)
-        resource["note"] = [{"text": f"Safety flag: {names}. Route to a clinician for review."}]
+    if not flags:
+        return []
+    return [f"Safety flag: {', '.join(_flag_name(flag) for flag in flags)}. {ROUTE}"]
+
+
+def _flag(
+    record: AssessmentRecord,
+    instrument: Instrument,
+    flags: tuple[str, ...],
+    external_id: str,
+    ctx: MappingContext,
+) -> Flag:
+    """The patient safety Flag: names the most severe flag raised (docs/codes.md, kap-flags)."""
+    flag = next(f for f in kap.FLAG_SEVERITY_ORDER if f in flags)
+    codings = [kap.FLAG_CODINGS[flag]]
+    if flag == SUICIDAL_IDEATION:
+        codings.append(snomed.SUICIDAL_THOUGHTS)
+    resource: dict[str, Any] = {
+        "resourceType": "Flag",
+        "id": ctx.id_of(KIND, external_id, FLAG_PART),
+        "extension": [
+            {
+                "url": FLAG_DETAIL,
+                "valueReference": ctx.reference(KIND, external_id, TOTAL_PART, "Observation"),
+            }
+        ],
+        "identifier": [{**ctx.identifier(KIND, external_id), "value": f"{external_id}#{FLAG_PART}"}],
+        "status": "active",
+        "category": [{"coding": [hl7.FLAG_SAFETY], "text": hl7.FLAG_SAFETY["display"]}],
+        "code": {
+            "coding": codings,
+            "text": f"{kap.FLAG_CODINGS[flag]['display']} ({instrument.title}). {ROUTE}",
+        },
+        "subject": ctx.reference("patients", record.patient_id),
+        "period": {"start": record.taken_at.isoformat()},
+        "author": {"reference": f"Organization/{ctx.organization_id()}"},
+    }
+    if record.session_id is not None:
+        resource["encounter"] = ctx.reference("sessions", record.session_id)
+    return validated(Flag, resource)

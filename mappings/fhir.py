@@ -19,6 +19,7 @@ from fhir.resources.R4B.contactpoint import ContactPoint
 from fhir.resources.R4B.encounter import Encounter, EncounterParticipant
 from fhir.resources.R4B.extension import Extension
 from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
+from fhir.resources.R4B.flag import Flag
 from fhir.resources.R4B.humanname import HumanName
 from fhir.resources.R4B.identifier import Identifier
 from fhir.resources.R4B.medication import Medication, MedicationBatch, MedicationIngredient
@@ -62,6 +63,7 @@ __all__ = [
     "EncounterParticipant",
     "Extension",
     "FHIRResourceModel",
+    "Flag",
     "HumanName",
     "Identifier",
     "Medication",

@@ -5,7 +5,7 @@ Status value sets (FHIR R4 4.0.1, hl7.org/fhir/R4/valueset-*.html; all checked t
 ``entered-in-error``): encounter-status, event-status (Procedure), medication-admin-status,
 observation-status, questionnaire-answers-status, medicationrequest-status, medicationdispense-status,
 medication-statement-status, diagnostic-report-status, document-reference-status, immunization-status,
-request-status (ServiceRequest, CarePlan). Condition and AllergyIntolerance have no ``status``: their
+request-status (ServiceRequest, CarePlan), flag-status (Flag). Condition and AllergyIntolerance have no ``status``: their
 ``verificationStatus`` becomes entered-in-error and ``clinicalStatus`` is removed, as invariants con-5 and
 ait-2 require. Everything else (Patient, Practitioner, Organization, AdverseEvent, Provenance, ...) has
 no such status and is deleted instead (None).
@@ -36,6 +36,7 @@ STATUS_TYPES = frozenset(
         "Immunization",
         "ServiceRequest",
         "CarePlan",
+        "Flag",
     }
 )
 #: resource types marked through ``verificationStatus`` -> the entered-in-error coding

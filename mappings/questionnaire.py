@@ -32,7 +32,11 @@ CODED_TOTALS: frozenset[str] = frozenset({"cssrs"})
 
 
 def coding(code: Code) -> dict[str, str]:
-    return {"system": code.system, "code": code.code, "display": code.display}
+    """A Coding; without ``display`` when the code has none (a display we could not verify is left out)."""
+    out = {"system": code.system, "code": code.code}
+    if code.display:
+        out["display"] = code.display
+    return out
 
 
 def link_id(code: Code) -> str:

@@ -351,7 +351,11 @@ Answer = Annotated[
 
 
 class AssessmentRecord(RecordModel):
-    references: ClassVar[dict[str, str]] = {"patient_id": "patients", "session_id": "sessions"}
+    references: ClassVar[dict[str, str]] = {
+        "patient_id": "patients",
+        "session_id": "sessions",
+        "rater_id": "practitioners",
+    }
 
     patient_id: ExternalId
     instrument: str
@@ -366,6 +370,8 @@ class AssessmentRecord(RecordModel):
     ) = None
     total: int | None = None
     session_id: ExternalId | None = None
+    #: the practitioner who rated (MADRS, CADSS) or administered the instrument
+    rater_id: ExternalId | None = None
 
     @field_validator("instrument")
     @classmethod
@@ -398,23 +404,29 @@ class AssessmentRecord(RecordModel):
                 },
             ) from None
 
+    @field_validator("total")
+    @classmethod
+    def _total_possible(cls, value: int | None, info: ValidationInfo) -> int | None:
+        """The total is in range and reachable from the items: equal to the computed total when every scored
+        item is answered, else between the answered items' sum and that sum plus the unanswered items' maximum
+        (``Instrument.check_total``). Reported at ``total``; skipped when the items themselves are invalid."""
+        if value is None or "instrument" not in info.data:
+            return value
+        instrument = get_instrument(info.data["instrument"])
+        items = info.data.get("items")  # absent when the items were invalid: range check only
+        for kind, answers in (("total_range", None), ("total_mismatch", items)):
+            if kind == "total_mismatch" and answers is None:
+                break
+            try:
+                instrument.check_total(value, answers)
+            except InstrumentError as error:
+                raise PydanticCustomError(kind, "; ".join(msg for _, msg in error.errors)) from None
+        return value
+
     @model_validator(mode="after")
-    def _total_consistent(self) -> AssessmentRecord:
+    def _some_answers(self) -> AssessmentRecord:
         if self.items is None and self.total is None:
             raise PydanticCustomError("no_answers", "give items, total or both")
-        instrument = get_instrument(self.instrument)
-        if self.total is not None:
-            try:
-                instrument.check_total(self.total)
-            except InstrumentError as error:
-                raise PydanticCustomError("total_range", "; ".join(msg for _, msg in error.errors)) from None
-        computed = instrument.score(self.items).total if self.items is not None else None
-        if self.total is not None and computed is not None and computed != self.total:
-            raise PydanticCustomError(
-                "total_mismatch",
-                "total {total} does not equal the computed total {computed}",
-                {"total": self.total, "computed": computed},
-            )
         return self
 
     def scores(self) -> dict[str, int]:
@@ -422,10 +434,11 @@ class AssessmentRecord(RecordModel):
         return {key: int(value) for key, value in (self.items or {}).items()}
 
     def score(self) -> Score | None:
-        """The instrument's score of the given items (None when no items were given)."""
+        """The instrument's score of the given items, flags including what the total implies (None when no
+        items were given)."""
         if self.items is None:
             return None
-        return get_instrument(self.instrument).score(self.items)
+        return get_instrument(self.instrument).score(self.items, self.total)
 
 
 #: key in a PydanticCustomError context listing per-item (key, message) pairs

@@ -105,6 +105,14 @@ SEARCH_PARAMS: dict[str, dict[str, SearchParam]] = {
         "severity": _p("token", "severity"),
         "substance": _p("reference", "suspectEntity.instance"),
     },
+    "Flag": {
+        "identifier": IDENTIFIER,
+        "patient": PATIENT_SUBJECT,
+        "subject": SUBJECT,
+        "date": _p("date", "period"),
+        "encounter": ENCOUNTER,
+        "author": _p("reference", "author"),
+    },
     "Provenance": {
         "target": _p("reference", "target"),
         "patient": _p("reference", "target", target="Patient"),

@@ -91,6 +91,26 @@ OBSERVATION_CATEGORY: Final = "http://terminology.hl7.org/CodeSystem/observation
 VITAL_SIGNS: Final = {"system": OBSERVATION_CATEGORY, "code": "vital-signs", "display": "Vital Signs"}
 SURVEY: Final = {"system": OBSERVATION_CATEGORY, "code": "survey", "display": "Survey"}
 
+#: standard safety signal on flagged assessment Observations (Observation.interpretation, R4 binding extensible
+#: to ObservationInterpretationCodes; v3-codesystems.json v3-ObservationInterpretation): ``AA`` "Critical
+#: abnormal" — docs/codes.md, kap-flags (why AA)
+OBSERVATION_INTERPRETATION: Final = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+CRITICAL_ABNORMAL: Final = {
+    "system": OBSERVATION_INTERPRETATION,
+    "code": "AA",
+    "display": "Critical abnormal",
+}
+
+#: Observation.dataAbsentReason and the data-absent-reason extension on unanswered safety items
+#: (valuesets.json, data-absent-reason; hl7.org/fhir/R4/codesystem-data-absent-reason.html)
+DATA_ABSENT_REASON_CODES: Final = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+ABSENT_UNKNOWN: Final = {"system": DATA_ABSENT_REASON_CODES, "code": "unknown", "display": "Unknown"}
+
+#: Flag.category of the patient safety Flag an assessment raises (valuesets.json, flag-category: "Flags related
+#: to safety precautions")
+FLAG_CATEGORY: Final = "http://terminology.hl7.org/CodeSystem/flag-category"
+FLAG_SAFETY: Final = {"system": FLAG_CATEGORY, "code": "safety", "display": "Safety"}
+
 #: Questionnaire.item.answerOption score (docs/codes.md, HL7 terminology; as in the US Core PHQ-9 form)
 ORDINAL_VALUE: Final = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
 #: bounds of integer Questionnaire items (hl7.org/fhir/R4/extension-minvalue.html, extension-maxvalue.html)

@@ -27,3 +27,6 @@ FLAG_CODINGS: Final = {
     "suicidal-ideation": {"system": KAP_FLAGS, "code": "suicidal-ideation", "display": "Suicidal ideation"},
     "high-suicide-risk": {"system": KAP_FLAGS, "code": "high-suicide-risk", "display": "High suicide risk"},
 }
+
+#: docs/codes.md, kap-flags: the flag the patient safety Flag names when both are raised (most severe first)
+FLAG_SEVERITY_ORDER: Final = ("high-suicide-risk", "suicidal-ideation")

@@ -27,3 +27,10 @@ ROUTE_NASAL: Final = {"system": SNOMED, "code": "46713006", "display": "Nasal ro
 #: Not coded (unverified; docs/codes.md, Deliberately not used (unverified)): ketamine / esketamine substance
 #: codes, any "ketamine therapy" procedure, troche/lozenge dose forms, and SNOMED findings for the KAP adverse
 #: events (nausea, dissociation, ...).
+
+# --- assessments: safety Flag (mappings/assessment.py) ------------------------------------------------
+
+#: V — docs/codes.md, SNOMED CT: VSAC "Mental Behavioral and Neurodevelopmental Disorders"
+#: 2.16.840.1.113883.3.464.1003.105.12.1203 (canvas-plugins v2026 export); display as exported there.
+#: Flag.code (with kap-flags#suicidal-ideation) of the patient safety Flag an assessment raises.
+SUICIDAL_THOUGHTS: Final = {"system": SNOMED, "code": "6471006", "display": "Suicidal thoughts (finding)"}

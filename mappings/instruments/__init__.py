@@ -32,6 +32,7 @@ from mappings.instruments.base import (
     Instrument,
     InstrumentError,
     Item,
+    Safety,
     Score,
     Subscale,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "Instrument",
     "InstrumentError",
     "Item",
+    "Safety",
     "Score",
     "Subscale",
     "get_instrument",

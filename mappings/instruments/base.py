@@ -12,8 +12,15 @@ Scoring model (shared by every instrument unless its module says otherwise):
 * The total is the sum of the *scored* items. It is computed only when every scored item is answered; with any
   scored item missing, ``Score.total`` and ``Score.band`` are ``None`` (prorating is not clinically validated
   for these scales, so the gateway never guesses). Unscored items (PHQ-9 item 10) never count.
-* Safety flags are evaluated on whatever answers are present, complete or not, so a partial form that already
-  signals risk is still routed to a clinician.
+* Safety flags come from everything known (:meth:`Instrument.safety`): the answers present, complete or not,
+  *and* what a given total implies about the unanswered items. For sum scales the total bounds each unanswered
+  item: ``total - (answered others) - (max of the other unanswered)`` from below and ``total - (answered
+  others) - (min of the other unanswered)`` from above. A flag is *certain* when its rule holds for every
+  completion of the answers consistent with the total, *possible* when it holds for some; a possible but not
+  certain flag means the risk is unknown (a safety item was skipped), and the mapping says so.
+* A given total must be reachable (:meth:`Instrument.check_total`): between the sum of the answered scored items
+  plus the minimum of the unanswered ones and that sum plus their maximum (equal to the computed total when
+  every scored item is answered).
 * Subscores are reported for each subscale whose items are all answered.
 
 Error messages never echo answer values (they may end up in logs; see the PHI rule in STYLE.md).
@@ -49,7 +56,8 @@ HIGH_SUICIDE_RISK = "high-suicide-risk"
 
 @dataclass(frozen=True, slots=True)
 class Code:
-    """A Coding-like triple (system, code, display)."""
+    """A Coding-like triple (system, code, display); ``display`` is ``""`` where no verified display exists
+    (the Coding is then sent without one)."""
 
     system: str
     code: str
@@ -190,6 +198,25 @@ class Score:
 
 
 @dataclass(frozen=True)
+class Safety:
+    """What the answers and a given total say about the instrument's safety flags.
+
+    ``certain``: flags raised by every completion of the answers consistent with the total (these are sent);
+    ``possible``: flags raised by at least one such completion; ``missing``: unanswered safety items (items a
+    flag rule reads; for the C-SSRS every item the screener requires), in form order.
+    """
+
+    certain: tuple[str, ...]
+    possible: tuple[str, ...]
+    missing: tuple[str, ...]
+
+    @property
+    def unknown(self) -> tuple[str, ...]:
+        """Flags that can be neither raised nor ruled out: a safety item is unanswered."""
+        return tuple(flag for flag in self.possible if flag not in self.certain)
+
+
+@dataclass(frozen=True)
 class Instrument:
     """A rating-scale definition with generic sum scoring; subclasses override the ``_``-hooks."""
 
@@ -204,6 +231,9 @@ class Instrument:
     questionnaire_url: str
     subscales: tuple[Subscale, ...] = ()
     flag_rules: tuple[FlagRule, ...] = ()
+    #: rated by a clinician (MADRS, CADSS) rather than reported by the patient: decides who is named as the
+    #: QuestionnaireResponse author/source and the Observation performer
+    clinician_rated: bool = False
     _index: dict[str, Item] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -314,45 +344,125 @@ class Instrument:
             raise InstrumentError(errors)
         return {item.key: values[item.key] for item in self.items if item.key in values}
 
-    def check_total(self, total: int) -> None:
-        """Raise :class:`InstrumentError` unless ``total`` is an integer in ``min_total..max_total``."""
+    def check_total(self, total: int, answers: Mapping[str, int | str] | None = None) -> None:
+        """Raise :class:`InstrumentError` unless ``total`` is an integer in ``min_total..max_total`` that the
+        (normalized) ``answers`` can reach: with every required item answered it must equal the computed total,
+        else lie in :meth:`total_bounds` (C-SSRS: be a risk level some completion of the answers reaches).
+        Messages never contain the total or answer values."""
         if isinstance(total, bool) or not isinstance(total, int):
             raise InstrumentError([("total", "total must be an integer")])
         if not self.min_total <= total <= self.max_total:
             raise InstrumentError([("total", f"total out of range {self.min_total}-{self.max_total}")])
+        if answers is None:
+            return
+        values = self.normalize(answers)
+        computed = self._total(values)
+        if computed is not None and computed != total:
+            raise InstrumentError([("total", "total does not equal the total computed from the items")])
+        if computed is None and not self._total_possible(values, total):
+            message = (
+                "total is impossible with the answered items: it must lie between their sum and that sum "
+                "plus the maximum of the unanswered items"
+            )
+            raise InstrumentError([("total", message)])
+
+    def total_bounds(self, answers: Mapping[str, int | str]) -> tuple[int, int]:
+        """The lowest and highest total a completion of the (partial) answers can have."""
+        return self._total_bounds(self.normalize(answers))
+
+    def missing_required(self, answers: Mapping[str, int | str]) -> tuple[str, ...]:
+        """Keys of the items a complete form needs that are unanswered (scored items; C-SSRS: its skip logic)."""
+        values = self.normalize(answers)
+        return tuple(key for key in self._required(values) if key not in values)
 
     # -- scoring -------------------------------------------------------------------------------------------
 
-    def score(self, answers: Mapping[str, int | str]) -> Score:
+    def score(self, answers: Mapping[str, int | str], total: int | None = None) -> Score:
         """Total, band, flags and subscores (see the module docstring for partial answers).
 
         ``answers`` should already be normalized; they are normalized again (idempotent), so invalid input
-        still raises :class:`InstrumentError`.
+        still raises :class:`InstrumentError`. ``total``, when the clinic gave one, adds the flags it implies
+        (``Score.total`` stays the computed total).
         """
         values = self.normalize(answers)
-        total = self._total(values)
+        computed = self._total(values)
         return Score(
-            total=total,
-            band=self.band(total) if total is not None else None,
-            flags=self._flags(values),
+            total=computed,
+            band=self.band(computed) if computed is not None else None,
+            flags=self._safety(values, total).certain,
             subscores=self._subscores(values),
         )
 
-    def flags(self, answers: Mapping[str, int | str]) -> tuple[str, ...]:
-        """Safety flags raised by the answers present (complete or not), in rule order, without duplicates."""
-        return self._flags(self.normalize(answers))
+    def flags(self, answers: Mapping[str, int | str], total: int | None = None) -> tuple[str, ...]:
+        """Safety flags certain from the answers present (complete or not) and the total, in rule order."""
+        return self._safety(self.normalize(answers), total).certain
+
+    def safety(self, answers: Mapping[str, int | str], total: int | None = None) -> Safety:
+        """Certain and possible flags and the unanswered safety items (see :class:`Safety`).
+
+        ``total`` must be consistent with the answers (:meth:`check_total`); a total-only record passes ``{}``.
+        """
+        return self._safety(self.normalize(answers), total)
 
     def _total_range(self) -> tuple[int, int]:
         scored = [item for item in self.items if item.scored]
         return sum(item.min_score for item in scored), sum(item.max_score for item in scored)
 
     def _total(self, values: Mapping[str, int]) -> int | None:
-        scored = [item for item in self.items if item.scored]
+        scored = self._scored()
         if any(item.key not in values for item in scored):
             return None
         return sum(values[item.key] for item in scored)
 
+    def _scored(self) -> list[Item]:
+        return [item for item in self.items if item.scored]
+
+    def _required(self, values: Mapping[str, int]) -> tuple[str, ...]:
+        return tuple(item.key for item in self._scored())
+
+    def _total_bounds(self, values: Mapping[str, int]) -> tuple[int, int]:
+        low = high = 0
+        for item in self._scored():
+            if item.key in values:
+                low += values[item.key]
+                high += values[item.key]
+            else:
+                low += item.min_score
+                high += item.max_score
+        return low, high
+
+    def _total_possible(self, values: Mapping[str, int], total: int) -> bool:
+        low, high = self._total_bounds(values)
+        return low <= total <= high
+
+    def _safety_items(self, values: Mapping[str, int]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(rule.item_key for rule in self.flag_rules))
+
+    def _item_range(self, values: Mapping[str, int], key: str, total: int | None) -> tuple[int, int]:
+        """The scores item ``key`` can have given the answers and the total (its answer when answered)."""
+        if key in values:
+            return values[key], values[key]
+        item = self.item(key)
+        low, high = item.min_score, item.max_score
+        if total is not None and item.scored:
+            others_low, others_high = self._total_bounds({**values, key: 0})
+            low, high = max(low, total - others_high), min(high, total - others_low)
+        return low, high
+
+    def _safety(self, values: Mapping[str, int], total: int | None) -> Safety:
+        certain: list[str] = []
+        possible: list[str] = []
+        for rule in self.flag_rules:
+            low, high = self._item_range(values, rule.item_key, total)
+            if low >= rule.min_score:
+                certain.append(rule.flag)
+            if high >= rule.min_score:
+                possible.append(rule.flag)
+        missing = tuple(key for key in self._safety_items(values) if key not in values)
+        return Safety(tuple(dict.fromkeys(certain)), tuple(dict.fromkeys(possible)), missing)
+
     def _flags(self, values: Mapping[str, int]) -> tuple[str, ...]:
+        """Flags the answers alone raise (``values.get(item) >= min_score``)."""
         raised = [rule.flag for rule in self.flag_rules if values.get(rule.item_key, -1) >= rule.min_score]
         return tuple(dict.fromkeys(raised))
 

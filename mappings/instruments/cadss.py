@@ -11,6 +11,8 @@ own Questionnaire; structure (P) from Bremner's CADSS instructions (scribd 33342
   verified, so no content labels are attached. Subscales (depersonalization, derealization, amnesia) are
   omitted for the same reason.
 * Local codes: panel ``cadss-panel``, total ``cadss-total``, items ``cadss-item-<n>``.
+* Clinician-administered: the rater (``rater_id``) is the QuestionnaireResponse author/source and Observation
+  performer. No safety flags (no suicide item).
 """
 
 from mappings.instruments.base import Instrument, local, local_items, local_questionnaire_url, numeric_options
@@ -31,4 +33,5 @@ CADSS = Instrument(
     min_total=0,
     max_total=4 * ITEM_COUNT,
     questionnaire_url=local_questionnaire_url("cadss"),
+    clinician_rated=True,
 )

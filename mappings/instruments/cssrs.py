@@ -27,17 +27,23 @@ The screener skips items 3-5 when item 2 is No and asks 6b only after a Yes on 6
 ``yes-count``) is therefore computed when items 1, 2 and 6 are answered, plus 3-5 if item 2 is Yes and 6b if
 item 6 is Yes; otherwise it is ``None``. Answers to skipped items are accepted and count if Yes.
 
-Safety flags (evaluated on the answers present): any Yes on items 2-6 → ``suicidal-ideation``; risk high (item
-4 or 5 Yes, or 6 and 6b Yes) → also ``high-suicide-risk``.
+Safety flags: any Yes on items 1-6 → ``suicidal-ideation`` (item 1, the wish to be dead, is passive ideation,
+as PHQ-9 item 9 > 0 is); risk high (item 4 or 5 Yes, or 6 and 6b Yes) → also ``high-suicide-risk``. With a
+partial form and a given total the flags come from every completion of the answers that reaches that risk level
+(flags all of them raise are certain, see ``base.Safety``): ``{"1": 0}`` with total 3 (high) is certainly
+``suicidal-ideation`` and ``high-suicide-risk``. A total is accepted only if some completion reaches it. The
+safety items are the items the screener requires (:func:`required_items`): all of them are suicide items.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from itertools import product
 
 from mappings.instruments.base import (
     HIGH_SUICIDE_RISK,
     SUICIDAL_IDEATION,
     AnswerOption,
+    Safety,
     Band,
     FlagRule,
     Instrument,
@@ -72,7 +78,9 @@ ITEM_TABLE: tuple[tuple[str, str, str], ...] = (
     ("6b", "93269-9", "Was this within the past 3 months?"),
 )
 
-ITEMS = tuple(Item(key, loinc(code, text), text, 0, 1, YES_NO) for key, code, text in ITEM_TABLE)
+ITEMS = tuple(Item(key, loinc(code, ""), text, 0, 1, YES_NO) for key, code, text in ITEM_TABLE)
+"""Item codings carry no display: the LOINC long common names of 93246-7 .. 93269-9 were not found in any
+stored source (U), and the question wording is not the LOINC display; the wording travels as item ``text``."""
 
 NONE, LOW, MODERATE, HIGH = range(4)
 
@@ -128,6 +136,42 @@ class CssrsInstrument(Instrument):
     def _complete(self, values: Mapping[str, int]) -> bool:
         return all(key in values for key in required_items(values))
 
+    def _required(self, values: Mapping[str, int]) -> tuple[str, ...]:
+        return required_items(values)
+
+    def _completions(self, values: Mapping[str, int]) -> Iterator[dict[str, int]]:
+        """Every way the screener could have been finished: No/Yes for each unanswered item it would ask (at most
+        2**7), answered items kept; an unanswered item the skip logic skips in that completion counts as No."""
+        open_keys = [item.key for item in self.items if item.key not in values]
+        for answers in product((0, 1), repeat=len(open_keys)):
+            completion = {**values, **dict(zip(open_keys, answers, strict=True))}
+            asked = required_items(completion)
+            if all(completion[key] == 0 or key in asked for key in open_keys):
+                yield completion
+
+    def _total_bounds(self, values: Mapping[str, int]) -> tuple[int, int]:
+        levels = [risk_level(completion) for completion in self._completions(values)]
+        return min(levels), max(levels)
+
+    def _total_possible(self, values: Mapping[str, int], total: int) -> bool:
+        return any(risk_level(completion) == total for completion in self._completions(values))
+
+    def _safety_items(self, values: Mapping[str, int]) -> tuple[str, ...]:
+        return required_items(values)
+
+    def _safety(self, values: Mapping[str, int], total: int | None) -> Safety:
+        outcomes = [
+            self._flags(completion)
+            for completion in self._completions(values)
+            if total is None or risk_level(completion) == total
+        ]
+        if not outcomes:  # an impossible total (refused by check_total): fall back to the answers
+            outcomes = [self._flags(values)]
+        order = [flag for flags in outcomes for flag in flags]
+        certain = [flag for flag in dict.fromkeys(order) if all(flag in flags for flags in outcomes)]
+        missing = tuple(key for key in required_items(values) if key not in values)
+        return Safety(tuple(certain), tuple(dict.fromkeys(order)), missing)
+
     def _total(self, values: Mapping[str, int]) -> int | None:
         return risk_level(values) if self._complete(values) else None
 
@@ -151,5 +195,5 @@ CSSRS = CssrsInstrument(
     min_total=NONE,
     max_total=HIGH,
     questionnaire_url=loinc_form_url("93373-9"),
-    flag_rules=tuple(FlagRule(SUICIDAL_IDEATION, key, 1) for key in ("2", "3", "4", "5", "6")),
+    flag_rules=tuple(FlagRule(SUICIDAL_IDEATION, key, 1) for key in ("1", "2", "3", "4", "5", "6")),
 )

@@ -23,20 +23,42 @@ _MORE_DAYS_THAN_NOT = AnswerOption(
 ITEM_2_ANSWERS = (*LL358_3[:2], _MORE_DAYS_THAN_NOT, *LL358_3[3:])
 """LL358-3 as the LOINC form uses it for item 2 (68509-9)."""
 
-ITEM_TABLE: tuple[tuple[str, str], ...] = (
-    ("69725-0", "Feeling nervous, anxious or on edge"),
-    ("68509-9", "Over the past 2 weeks have you not been able to stop or control worrying"),
-    ("69733-4", "Worrying too much about different things"),
-    ("69734-2", "Trouble relaxing"),
-    ("69735-9", "Being so restless that it is hard to sit still"),
-    ("69689-8", "Becoming easily annoyed or irritable"),
-    ("69736-7", "Feeling afraid as if something awful might happen"),
+ITEM_TABLE: tuple[tuple[str, str, str], ...] = (
+    # (LOINC code, long common name = Coding.display, question text)
+    ("69725-0", "Feeling nervous, anxious or on edge in last 2 weeks", "Feeling nervous, anxious or on edge"),
+    (
+        "68509-9",
+        "Not able to stop or control worrying in the last 2 weeks",
+        "Over the past 2 weeks have you not been able to stop or control worrying",
+    ),
+    (
+        "69733-4",
+        "Worrying too much about different things in last 2 weeks [Reported.PHQ]",
+        "Worrying too much about different things",
+    ),
+    ("69734-2", "Trouble relaxing in last 2 weeks [Reported.PHQ]", "Trouble relaxing"),
+    (
+        "69735-9",
+        "Being so restless that it is hard to sit still in last 2 weeks [Reported.PHQ]",
+        "Being so restless that it is hard to sit still",
+    ),
+    (
+        "69689-8",
+        "Becoming easily annoyed or irritable in last 4 weeks [Reported.PHQ]",
+        "Becoming easily annoyed or irritable",
+    ),
+    (
+        "69736-7",
+        "Feeling afraid as if something awful might happen in last 2 weeks [Reported.PHQ]",
+        "Feeling afraid as if something awful might happen",
+    ),
 )
-"""(LOINC code, display) of items 1-7, in form order."""
+"""(LOINC code, long common name, question text) of items 1-7, in form order. Long common names of items 5-7:
+loinc.org/LL358-3 (V); items 1-4: P (public HL7 FSH Questionnaire sources; healthassure.in for 69734-2)."""
 
 ITEMS = tuple(
-    Item(str(number), loinc(code, text), text, 0, 3, ITEM_2_ANSWERS if number == 2 else LL358_3)
-    for number, (code, text) in enumerate(ITEM_TABLE, start=1)
+    Item(str(number), loinc(code, name), text, 0, 3, ITEM_2_ANSWERS if number == 2 else LL358_3)
+    for number, (code, name, text) in enumerate(ITEM_TABLE, start=1)
 )
 
 

@@ -8,7 +8,11 @@ https://en.wikipedia.org/wiki/Montgomery%E2%80%93%C3%85sberg_Depression_Rating_S
 * Local codes: panel ``madrs-panel``, total ``madrs-total``, items ``madrs-item-<n>``; answers are plain
   integers (no answer codes). Item labels are the short item names, not the rating guidance.
 * Bands 0-6 normal, 7-19 mild, 20-34 moderate, 35-60 severe (local codes ``madrs-band-<key>``).
-* Safety: item 10 (suicidal thoughts) >= 4 raises ``suicidal-ideation``.
+* Safety: item 10 (suicidal thoughts) >= 2 raises ``suicidal-ideation``. The item's anchors (Montgomery &
+  Åsberg 1979, reproduced in PMC3025994 table 1 and PMC4350518 table 1 (GENDEP); P) are 0 "enjoys life or takes it as it comes",
+  2 "weary of life; only fleeting suicidal thoughts", 4 "probably better off dead; suicidal thoughts are common",
+  6 "explicit plans for suicide"; 2 is the first anchor that names suicidal thoughts, 3 lies between 2 and 4.
+* Clinician-rated: the rater (``rater_id``) is the QuestionnaireResponse author/source and Observation performer.
 """
 
 from mappings.instruments.base import (
@@ -58,5 +62,6 @@ MADRS = Instrument(
     min_total=0,
     max_total=60,
     questionnaire_url=local_questionnaire_url("madrs"),
-    flag_rules=(FlagRule(SUICIDAL_IDEATION, "10", 4),),
+    flag_rules=(FlagRule(SUICIDAL_IDEATION, "10", 2),),
+    clinician_rated=True,
 )
