@@ -18,7 +18,7 @@ from support.fhir_validator import (
 )
 
 from mappings.assessment import SCREENING_ASSESSMENT, US_CORE_QR, flags_of, to_fhir_assessment
-from mappings.instruments import INSTRUMENTS, LOCAL_SYSTEM, get_instrument
+from mappings.instruments import INSTRUMENTS, LOCAL_SYSTEM, InstrumentError, get_instrument
 from mappings.records import AssessmentRecord
 from tests.mappings.conftest import assert_golden, load_clinic_fixture, make_context
 
@@ -29,9 +29,18 @@ GOLDEN = [
     "assessment-cssrs",
     "assessment-madrs-total-only",
     "assessment-pcl5",
+    "assessment-phq9-item9-skipped",
+    "assessment-cssrs-total-high",
+    "assessment-madrs-rated",
 ]
 LOINC = "http://loinc.org"
 KAP_FLAGS = "https://kap-gateway.org/fhir/CodeSystem/kap-flags"
+V3_INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+CRITICAL = {
+    "coding": [{"system": V3_INTERPRETATION, "code": "AA", "display": "Critical abnormal"}],
+    "text": "Critical abnormal",
+}
+DAR = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 PHQ9_ISSUE_ITEMS = dict(zip((str(n) for n in range(1, 10)), (1, 2, 1, 2, 1, 1, 0, 1, 0), strict=True))
 
 
@@ -75,7 +84,7 @@ def test_golden_is_valid_r4(name: str, profile_validator: ProfileValidator) -> N
     resources = _dicts(_map_fixture(name))
     requests = []
     for resource in resources:
-        profiles = [p for p in resource["meta"]["profile"] if p in profile_validator.profiles]
+        profiles = [p for p in resource.get("meta", {}).get("profile", []) if p in profile_validator.profiles]
         requests.append((resource, profiles))
         assert json_schema_errors(resource) == []
     results = profile_validator.validate(requests)
@@ -110,7 +119,10 @@ def test_phq9_items_issue_example() -> None:
         "code": "{score}",
     }
     assert total["interpretation"] == [
-        {"coding": [{"system": LOINC, "code": "LA6709-5", "display": "Mild"}], "text": "Mild"}
+        {
+            "coding": [{"system": LOINC, "code": "LA6709-5", "display": "Mild depression"}],
+            "text": "Mild depression",
+        }
     ]
     assert total["category"] == [
         {
@@ -153,6 +165,8 @@ def test_phq9_items_issue_example() -> None:
     assert "interpretation" not in items[8] and "note" not in total
     assert response["source"] == response["subject"] == ctx.reference("patients", "pat-1")
     assert "author" not in response and "encounter" not in response
+    assert response["status"] == "completed"
+    assert all(r["performer"] == [ctx.reference("patients", "pat-1")] for r in (total, *items))
 
 
 def _la(score: int) -> dict[str, str]:
@@ -194,9 +208,9 @@ def test_phq9_item9_flag_is_machine_readable() -> None:
         "coding": [{"system": KAP_FLAGS, "code": "suicidal-ideation", "display": "Suicidal ideation"}],
         "text": "Suicidal ideation",
     }
-    assert total["interpretation"][1:] == [flag]
+    assert total["interpretation"][1:] == [flag, CRITICAL]
     assert total["note"] == [{"text": "Safety flag: suicidal ideation. Route to a clinician for review."}]
-    assert items_out[8]["interpretation"] == [flag]
+    assert items_out[8]["interpretation"] == [flag, CRITICAL]
     assert all("interpretation" not in item for item in items_out[:8])
 
 
@@ -207,10 +221,11 @@ def test_phq9_item9_flag_is_machine_readable() -> None:
         pytest.param("phq9", {"9": 1}, None, ("suicidal-ideation",), id="phq9-partial-item9"),
         pytest.param("phq9", None, 24, (), id="phq9-total-24-could-be-item9-zero"),
         pytest.param("phq9", None, 25, ("suicidal-ideation",), id="phq9-total-25-implies-item9"),
-        pytest.param("madrs", None, 57, (), id="madrs-total-57"),
-        pytest.param("madrs", None, 58, ("suicidal-ideation",), id="madrs-total-58-implies-item10-ge-4"),
+        pytest.param("madrs", None, 55, (), id="madrs-total-55"),
+        pytest.param("madrs", None, 56, ("suicidal-ideation",), id="madrs-total-56-implies-item10-ge-2"),
         pytest.param("gad7", None, 21, (), id="gad7-no-rules"),
-        pytest.param("cssrs", None, 1, (), id="cssrs-low"),
+        pytest.param("cssrs", None, 0, (), id="cssrs-none"),
+        pytest.param("cssrs", None, 1, ("suicidal-ideation",), id="cssrs-low-means-item-1-or-2-yes"),
         pytest.param("cssrs", None, 2, ("suicidal-ideation",), id="cssrs-moderate"),
         pytest.param("cssrs", None, 3, ("suicidal-ideation", "high-suicide-risk"), id="cssrs-high"),
         pytest.param(
@@ -246,7 +261,13 @@ def test_total_only_is_a_single_observation() -> None:
     assert total["valueQuantity"]["value"] == 24
     assert _codes(total["interpretation"][0]) == [(LOCAL_SYSTEM, "madrs-band-moderate")]
     assert total["encounter"] == ctx.reference("sessions", "ses-9")
-    assert not {"derivedFrom", "hasMember", "note"} & set(total)
+    assert not {"derivedFrom", "hasMember", "performer"} & set(total)  # clinician-rated, no rater given
+    assert total["note"] == [
+        {
+            "text": "Montgomery-Åsberg Depression Rating Scale (MADRS) item 10 not reported: suicidal ideation "
+            "cannot be ruled out. Route to a clinician for review."
+        }
+    ]
 
 
 def test_cssrs_total_is_a_coded_risk_level() -> None:
@@ -266,8 +287,9 @@ def test_incomplete_items_group_under_the_panel_code_without_a_value() -> None:
     response, summary, *items = _map(_record("phq9", {"1": 3, "2": 3}))
     assert _codes(summary["code"]) == [(LOINC, "44249-1")]
     assert not {"valueQuantity", "interpretation"} & set(summary)
-    assert len(summary["hasMember"]) == len(items) == 2
-    assert [i["linkId"] for i in response["item"]] == ["/44250-9", "/44255-8"]
+    assert len(summary["hasMember"]) == len(items) == 3  # items 1, 2 and the unanswered safety item 9
+    assert [i["linkId"] for i in response["item"]] == ["/44250-9", "/44255-8", "/44260-8"]
+    assert response["status"] == "in-progress"
 
 
 def test_items_without_answer_codes_are_integers() -> None:
@@ -297,11 +319,12 @@ def assessment_records(draw: st.DrawFn) -> AssessmentRecord:
         if draw(st.booleans()):
             chosen = list(instrument.items)  # complete forms are the common case
         items = {item.key: draw(st.integers(item.min_score, item.max_score)) for item in chosen}
-    computed = instrument.score(items).total if items is not None else None
     if items is None:
         total = draw(st.integers(instrument.min_total, instrument.max_total))
-    else:
-        total = draw(st.none() | st.just(computed)) if computed is not None else None
+    else:  # a total the items can reach, or none
+        low, high = instrument.total_bounds(items)
+        possible = [t for t in range(low, high + 1) if _reachable(instrument, items, t)]
+        total = draw(st.none() | st.sampled_from(possible))
     return AssessmentRecord(
         patient_id=draw(st.from_regex(r"[A-Za-z0-9._-]{1,64}", fullmatch=True)),
         instrument=instrument.key,
@@ -312,12 +335,25 @@ def assessment_records(draw: st.DrawFn) -> AssessmentRecord:
     )
 
 
+def _reachable(instrument: Any, items: dict[str, int], total: int) -> bool:
+    try:
+        instrument.check_total(total, items)
+    except InstrumentError:
+        return False
+    return True
+
+
 @settings(max_examples=50, deadline=None)
 @given(record=assessment_records())
 def test_any_record_maps_to_valid_fhir(record: AssessmentRecord) -> None:
     require_validator(need_node=False)
     resources = to_fhir_assessment(record, external_id="asm-1", ctx=make_context())
-    assert len(resources) == (1 + 1 + len(record.items) if record.items is not None else 1)
+    safety = get_instrument(record.instrument).safety(record.items or {}, record.total)
+    expected = 1 + bool(safety.certain)
+    if record.items is not None:
+        expected += 1 + len(record.items) + len(safety.missing)
+    assert len(resources) == expected
+    assert [type(r).__name__ for r in resources].count("Flag") == bool(safety.certain)
     assert len({r.id for r in resources}) == len(resources)
     for resource in resources:
         assert type(resource).model_validate(resource.model_dump()) == resource

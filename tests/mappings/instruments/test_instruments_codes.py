@@ -12,6 +12,10 @@ LOCAL_CODE = re.compile(r"[a-z0-9]+(-[a-z0-9]+)+")
 
 ALL = [pytest.param(instrument, id=key) for key, instrument in INSTRUMENTS.items()]
 
+#: LOINC codes sent without a display: their long common names were not found in any source (docs/codes.md,
+#: LOINC: C-SSRS screener); the question wording travels as the item text
+DISPLAY_LEFT_OUT = {"93246-7", "93247-5", "93248-3", "93249-1", "93250-9", "93267-3", "93269-9"}
+
 
 def _loinc_check_digit(number: str) -> int:
     """LOINC mod-10 check digit of a term code's numeric part."""
@@ -25,7 +29,8 @@ def _loinc_check_digit(number: str) -> int:
 def test_codes_well_formed(instrument: Instrument) -> None:
     for code in instrument.codes():
         assert code.system in {LOINC, LOCAL_SYSTEM}
-        assert code.display.strip() == code.display and code.display
+        assert code.display.strip() == code.display
+        assert bool(code.display) != (code.code in DISPLAY_LEFT_OUT), code
         if code.system == LOCAL_SYSTEM:
             assert LOCAL_CODE.fullmatch(code.code), code
             assert code.code.startswith(f"{instrument.key}-"), code
@@ -146,3 +151,120 @@ def test_codes_listed_once(instrument: Instrument) -> None:
     codes = instrument.codes()
     assert len(codes) == len(set(codes))
     assert instrument.total_code in codes
+
+
+REPORTED_2W = " in last 2 weeks [Reported.PHQ]"
+
+#: every LOINC code the instruments send, with the display LOINC publishes (long common name for terms, the
+#: answer text of its answer list for LA codes); sources per row in docs/codes.md (LOINC)
+LOINC_DISPLAYS: dict[str, str] = {
+    # PHQ-9 / PHQ-2 items (long common names)
+    "44250-9": "Little interest or pleasure in doing things in last 2 weeks",
+    "44255-8": "Feeling down, depressed, or hopeless in last 2 weeks",
+    "44259-0": "Trouble falling or staying asleep, or sleeping too much" + REPORTED_2W,
+    "44254-1": "Feeling tired or having little energy" + REPORTED_2W,
+    "44251-7": "Poor appetite or overeating" + REPORTED_2W,
+    "44258-2": "Feeling bad about yourself - or that you are a failure or have let yourself or your family down"
+    + REPORTED_2W,
+    "44252-5": "Trouble concentrating on things, such as reading the newspaper or watching television"
+    + REPORTED_2W,
+    "44253-3": "Moving or speaking so slowly that other people could have noticed. Or the opposite - being so "
+    "fidgety or restless that you have been moving around a lot more than usual" + REPORTED_2W,
+    "44260-8": "Thoughts that you would be better off dead, or of hurting yourself in some way" + REPORTED_2W,
+    "69722-7": "How difficult have these made it for you to do your work, take care of things at home, or get "
+    "along with other people [Reported.PHQ]",
+    # GAD-7 items
+    "69725-0": "Feeling nervous, anxious or on edge in last 2 weeks",
+    "68509-9": "Not able to stop or control worrying in the last 2 weeks",
+    "69733-4": "Worrying too much about different things" + REPORTED_2W,
+    "69734-2": "Trouble relaxing" + REPORTED_2W,
+    "69735-9": "Being so restless that it is hard to sit still" + REPORTED_2W,
+    "69689-8": "Becoming easily annoyed or irritable in last 4 weeks [Reported.PHQ]",
+    "69736-7": "Feeling afraid as if something awful might happen" + REPORTED_2W,
+    # panels and totals
+    "44249-1": "PHQ-9 quick depression assessment panel [Reported.PHQ]",
+    "44261-6": "Patient Health Questionnaire 9 item (PHQ-9) total score [Reported]",
+    "55757-9": "Patient Health Questionnaire 2 item (PHQ-2) [Reported]",
+    "55758-7": "Patient Health Questionnaire 2 item (PHQ-2) total score [Reported]",
+    "69737-5": "Generalized anxiety disorder 7 item (GAD-7)",
+    "70274-6": "Generalized anxiety disorder 7 item (GAD-7) total score [Reported.PHQ]",
+    "101697-1": "Post traumatic stress disorder checklist - civilian version DSM-5 [PCL-5]",
+    "101698-9": "PTSD PCL-5 score [PCL-5]",
+    "93373-9": "Columbia - suicide severity rating scale screener - recent [C-SSRS]",
+    "93374-7": "Suicide risk level",
+    # answer list LL358-3
+    "LA6568-5": "Not at all",
+    "LA6569-3": "Several days",
+    "LA6570-1": "More than half the days",
+    "LA6571-9": "Nearly every day",
+    "LA18938-3": "More days than not",
+    # LL359-1
+    "LA6572-7": "Not difficult at all",
+    "LA6573-5": "Somewhat difficult",
+    "LA6575-0": "Very difficult",
+    "LA6574-3": "Extremely difficult",
+    # LL382-3 (PHQ-9 severity), loinc.org/LL382-3 v2.78
+    "LA6708-7": "None",
+    "LA6709-5": "Mild depression",
+    "LA6710-3": "Moderate depression",
+    "LA6711-1": "Moderately severe depression",
+    "LA6712-9": "Severe depression",
+    # LL5384-4 (C-SSRS Yes/No) and the risk level
+    "LA32-8": "No",
+    "LA33-6": "Yes",
+    "LA9194-7": "Low",
+    **dict.fromkeys(DISPLAY_LEFT_OUT, ""),
+}
+
+
+def _loinc_codes() -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for instrument in INSTRUMENTS.values():
+        for code in instrument.codes():
+            if code.system == LOINC:
+                found.setdefault(code.code, set()).add(code.display)
+    return found
+
+
+@pytest.mark.parametrize(("code", "display"), [pytest.param(c, d, id=c) for c, d in LOINC_DISPLAYS.items()])
+def test_loinc_display_is_as_published(code: str, display: str) -> None:
+    assert _loinc_codes()[code] == {display}
+
+
+def test_every_loinc_code_has_its_published_display_checked() -> None:
+    assert set(_loinc_codes()) == set(LOINC_DISPLAYS)
+
+
+@pytest.mark.parametrize(
+    ("key", "item_key", "text"),
+    [
+        pytest.param("phq9", "1", "Little interest or pleasure in doing things", id="phq9-1"),
+        pytest.param(
+            "phq9",
+            "9",
+            "Thoughts that you would be better off dead, or of hurting yourself in some way",
+            id="phq9-9",
+        ),
+        pytest.param(
+            "phq9",
+            "10",
+            "How difficult have these problems made it for you to do your work, take care of things at home, or "
+            "get along with other people?",
+            id="phq9-10",
+        ),
+        pytest.param("gad7", "4", "Trouble relaxing", id="gad7-4"),
+        pytest.param(
+            "cssrs",
+            "1",
+            "Have you wished you were dead or wished you could go to sleep and not wake up?",
+            id="cssrs-1",
+        ),
+    ],
+)
+def test_question_text_stays_in_text(key: str, item_key: str, text: str) -> None:
+    assert get_instrument(key).item(item_key).text == text
+
+
+def test_phq9_band_text_is_the_loinc_display() -> None:
+    for band in get_instrument("phq9").bands:
+        assert band.code is not None and band.display == band.code.display

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mappings.instruments import LOCAL_SYSTEM, LOINC, get_instrument
+from mappings.instruments import LOCAL_SYSTEM, LOINC, InstrumentError, get_instrument
 
 PHQ9_EXAMPLE = {str(n): v for n, v in enumerate([1, 2, 1, 2, 1, 1, 0, 1, 0], start=1)}
 
@@ -114,7 +114,9 @@ def test_band_edges(key: str, total: int, band: str | None) -> None:
         pytest.param("phq9", PHQ9_EXAMPLE, (), id="phq9-item9-0"),
         pytest.param("phq9", _answers([3] * 8 + [0]), (), id="phq9-severe-without-item9"),
         pytest.param("phq2", {"1": 3, "2": 3}, (), id="phq2-never-flags"),
-        pytest.param("madrs", {"10": 3}, (), id="madrs-item10-3"),
+        pytest.param("madrs", {"10": 1}, (), id="madrs-item10-1"),
+        pytest.param("madrs", {"10": 2}, ("suicidal-ideation",), id="madrs-item10-2-fleeting-thoughts"),
+        pytest.param("madrs", {"10": 3}, ("suicidal-ideation",), id="madrs-item10-3"),
         pytest.param("madrs", {"10": 4}, ("suicidal-ideation",), id="madrs-item10-4"),
         pytest.param("madrs", {"10": 6}, ("suicidal-ideation",), id="madrs-item10-6"),
         pytest.param("madrs", {"9": 6}, (), id="madrs-item9-6"),
@@ -137,7 +139,7 @@ def _cssrs(**yes: int) -> dict[str, int]:
     ("answers", "risk", "flags", "yes_count"),
     [
         pytest.param(_cssrs(), "none", (), 0, id="all-no"),
-        pytest.param(_cssrs(i1=1), "low", (), 1, id="wish-dead-only"),
+        pytest.param(_cssrs(i1=1), "low", ("suicidal-ideation",), 1, id="wish-dead-only-is-passive-ideation"),
         pytest.param(
             _cssrs(i1=1, i2=1, i3=0, i4=0, i5=0), "low", ("suicidal-ideation",), 2, id="thoughts-only"
         ),
@@ -162,7 +164,7 @@ def _cssrs(**yes: int) -> dict[str, int]:
         pytest.param(
             _cssrs(i6=1, i6b=0), "moderate", ("suicidal-ideation",), 1, id="behaviour-over-3-months"
         ),
-        pytest.param(_cssrs(i1=1, i6b=0), "low", (), 1, id="6b-no-without-6"),
+        pytest.param(_cssrs(i1=1, i6b=0), "low", ("suicidal-ideation",), 1, id="6b-no-without-6"),
     ],
 )
 def test_cssrs_risk(answers: dict[str, int], risk: str, flags: tuple[str, ...], yes_count: int) -> None:
@@ -192,7 +194,7 @@ def test_cssrs_risk_codes(risk: str, system: str, code: str) -> None:
 @pytest.mark.parametrize(
     ("answers", "flags"),
     [
-        pytest.param({"1": 1}, (), id="only-item1"),
+        pytest.param({"1": 1}, ("suicidal-ideation",), id="only-item1"),
         pytest.param({"1": 1, "2": 1}, ("suicidal-ideation",), id="skip-logic-unanswered"),
         pytest.param({"2": 1, "3": 1, "6": 0}, ("suicidal-ideation",), id="missing-item1"),
         pytest.param({"6": 1}, ("suicidal-ideation",), id="6-without-6b"),
@@ -257,3 +259,131 @@ def test_madrs_scores(values: list[int], total: int, band: str) -> None:
 def test_cadss_has_no_band() -> None:
     score = get_instrument("cadss").score(_answers([2] * 23))
     assert (score.total, score.band, score.flags, score.subscores) == (46, None, (), {})
+
+
+# --- flags from the items and the total; impossible totals ---------------------------------------------
+
+PHQ9_1_TO_8_MAX = _answers([3] * 8)
+
+
+@pytest.mark.parametrize(
+    ("key", "answers", "total", "certain", "unknown", "missing"),
+    [
+        pytest.param(
+            "phq9", PHQ9_1_TO_8_MAX, 27, ("suicidal-ideation",), (), ("9",), id="phq9-27-forces-item9"
+        ),
+        pytest.param("phq9", PHQ9_1_TO_8_MAX, 24, (), (), ("9",), id="phq9-24-forces-item9-zero"),
+        pytest.param(
+            "phq9", PHQ9_1_TO_8_MAX, None, (), ("suicidal-ideation",), ("9",), id="phq9-item9-skipped"
+        ),
+        pytest.param("phq9", {"1": 0}, 20, (), ("suicidal-ideation",), ("9",), id="phq9-partial-20-unknown"),
+        pytest.param("phq9", {"1": 0, "2": 0}, 20, ("suicidal-ideation",), (), ("9",), id="phq9-partial-20"),
+        pytest.param("phq9", {}, 25, ("suicidal-ideation",), (), ("9",), id="phq9-total-only-25"),
+        pytest.param("phq9", {}, 10, (), ("suicidal-ideation",), ("9",), id="phq9-total-only-10"),
+        pytest.param("phq9", {}, 0, (), (), ("9",), id="phq9-total-only-0"),
+        pytest.param("phq9", {"9": 0}, 24, (), (), (), id="phq9-item9-zero-answered"),
+        pytest.param(
+            "madrs", {}, 56, ("suicidal-ideation",), (), ("10",), id="madrs-total-56-forces-item10-2"
+        ),
+        pytest.param("madrs", {}, 55, (), ("suicidal-ideation",), ("10",), id="madrs-total-55"),
+        pytest.param(
+            "cssrs",
+            {"1": 0},
+            3,
+            ("suicidal-ideation", "high-suicide-risk"),
+            (),
+            ("2", "6"),
+            id="cssrs-item1-no-total-high",
+        ),
+        pytest.param("cssrs", {}, 1, ("suicidal-ideation",), (), ("1", "2", "6"), id="cssrs-total-low"),
+        pytest.param("cssrs", {}, 0, (), (), ("1", "2", "6"), id="cssrs-total-none"),
+        pytest.param(
+            "cssrs",
+            {"1": 0},
+            None,
+            (),
+            ("suicidal-ideation", "high-suicide-risk"),
+            ("2", "6"),
+            id="cssrs-ideation-items-missing",
+        ),
+        pytest.param("cssrs", _cssrs(), None, (), (), (), id="cssrs-complete-all-no"),
+        pytest.param("gad7", {}, 21, (), (), (), id="gad7-has-no-safety-items"),
+    ],
+)
+def test_safety_from_items_and_total(
+    key: str,
+    answers: dict[str, int],
+    total: int | None,
+    certain: tuple[str, ...],
+    unknown: tuple[str, ...],
+    missing: tuple[str, ...],
+) -> None:
+    instrument = get_instrument(key)
+    if total is not None:
+        instrument.check_total(total, answers)  # every case is a possible total
+    safety = instrument.safety(answers, total)
+    assert (safety.certain, safety.unknown, safety.missing) == (certain, unknown, missing)
+    assert instrument.flags(answers, total) == certain
+
+
+@pytest.mark.parametrize(
+    ("key", "answers", "total", "ok"),
+    [
+        pytest.param("phq9", {"1": 0}, 27, False, id="phq9-1-zero-27"),
+        pytest.param("phq9", {"1": 0}, 24, True, id="phq9-1-zero-24"),
+        pytest.param("phq9", {"1": 0}, 25, False, id="phq9-1-zero-25"),
+        pytest.param("phq9", {"1": 3}, 2, False, id="phq9-below-answered-sum"),
+        pytest.param("phq9", {"1": 3}, 3, True, id="phq9-at-answered-sum"),
+        pytest.param("phq9", {"10": 3}, 27, True, id="phq9-unscored-item-does-not-count"),
+        pytest.param("phq9", PHQ9_1_TO_8_MAX, 27, True, id="phq9-item9-missing-27"),
+        pytest.param("phq9", PHQ9_EXAMPLE, 9, True, id="phq9-complete-equal"),
+        pytest.param("phq9", PHQ9_EXAMPLE, 10, False, id="phq9-complete-unequal"),
+        pytest.param("gad7", {"1": 3, "2": 3}, 5, False, id="gad7-below"),
+        pytest.param("pcl5", {"1": 0}, 77, False, id="pcl5-above"),
+        pytest.param("pcl5", {"1": 0}, 76, True, id="pcl5-at-max"),
+        pytest.param("madrs", {"1": 6, "2": 6}, 11, False, id="madrs-below"),
+        pytest.param("cadss", {str(n): 4 for n in range(1, 23)}, 87, False, id="cadss-below"),
+        pytest.param("phq2", {"1": 0}, 4, False, id="phq2-above"),
+        pytest.param("cssrs", {"1": 0}, 3, True, id="cssrs-high-reachable"),
+        pytest.param("cssrs", {"1": 1}, 0, False, id="cssrs-none-unreachable-after-yes"),
+        pytest.param("cssrs", {"4": 1}, 2, False, id="cssrs-intent-cannot-be-moderate"),
+        pytest.param("cssrs", {"1": 0, "2": 0, "3": 0, "5": 0}, 1, False, id="cssrs-low-unreachable"),
+        pytest.param("cssrs", _cssrs(), 3, False, id="cssrs-complete-unequal"),
+    ],
+)
+def test_check_total_against_partial_items(key: str, answers: dict[str, int], total: int, ok: bool) -> None:
+    instrument = get_instrument(key)
+    if ok:
+        instrument.check_total(total, answers)
+    else:
+        with pytest.raises(InstrumentError) as raised:
+            instrument.check_total(total, answers)
+        assert [key for key, _ in raised.value.errors] == ["total"]
+        assert str(total) not in raised.value.errors[0][1]
+
+
+@pytest.mark.parametrize(
+    ("key", "answers", "bounds"),
+    [
+        pytest.param("phq9", {"1": 2}, (2, 26), id="phq9"),
+        pytest.param("phq9", {}, (0, 27), id="phq9-empty"),
+        pytest.param("cssrs", {"1": 1}, (1, 3), id="cssrs"),
+        pytest.param("cssrs", _cssrs(), (0, 0), id="cssrs-complete"),
+    ],
+)
+def test_total_bounds(key: str, answers: dict[str, int], bounds: tuple[int, int]) -> None:
+    assert get_instrument(key).total_bounds(answers) == bounds
+
+
+@pytest.mark.parametrize(
+    ("key", "answers", "missing"),
+    [
+        pytest.param("phq9", PHQ9_1_TO_8_MAX, ("9",), id="phq9-item9"),
+        pytest.param("phq9", PHQ9_EXAMPLE, (), id="phq9-item10-is-optional"),
+        pytest.param("cssrs", {"1": 0, "2": 1, "6": 0}, ("3", "4", "5"), id="cssrs-yes-on-2-needs-3-5"),
+        pytest.param("cssrs", {"1": 0, "2": 0, "6": 1}, ("6b",), id="cssrs-yes-on-6-needs-6b"),
+        pytest.param("cssrs", _cssrs(), (), id="cssrs-complete"),
+    ],
+)
+def test_missing_required(key: str, answers: dict[str, int], missing: tuple[str, ...]) -> None:
+    assert get_instrument(key).missing_required(answers) == missing
