@@ -98,7 +98,11 @@ def test_phq9_answer_out_of_range_names_the_item_and_writes_nothing(clinic, engi
             id="dose-over-ceiling",
         ),
         pytest.param("doses", {"session_id": "ses-missing"}, ["body", "session_id"], id="missing-reference"),
-        pytest.param("assessments", {"total": 10}, ["body"], id="total-inconsistent"),
+        pytest.param("assessments", {"total": 10}, ["body", "total"], id="total-inconsistent"),
+        pytest.param(
+            "assessments", {"items": {"1": 0}, "total": 27}, ["body", "total"], id="total-impossible-partial"
+        ),
+        pytest.param("assessments", {"rater_id": "prac-404"}, ["body", "rater_id"], id="unknown-rater"),
         pytest.param("assessments", {"instrument": "nope"}, ["body", "instrument"], id="unknown-instrument"),
         pytest.param("sessions", {"patient_id": "pat-404"}, ["body", "patient_id"], id="unknown-patient"),
     ],
