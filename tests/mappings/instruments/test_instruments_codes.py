@@ -14,7 +14,7 @@ ALL = [pytest.param(instrument, id=key) for key, instrument in INSTRUMENTS.items
 
 #: LOINC codes sent without a display: their long common names were not found in any source (docs/codes.md,
 #: LOINC: C-SSRS screener); the question wording travels as the item text
-DISPLAY_LEFT_OUT = {"93246-7", "93247-5", "93248-3", "93249-1", "93250-9", "93267-3", "93269-9"}
+DISPLAY_LEFT_OUT = ("93246-7", "93247-5", "93248-3", "93249-1", "93250-9", "93267-3", "93269-9")
 
 
 def _loinc_check_digit(number: str) -> int:
