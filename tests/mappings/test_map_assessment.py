@@ -229,6 +229,18 @@ def test_phq9_item9_flag_is_machine_readable() -> None:
         pytest.param("cssrs", None, 2, ("suicidal-ideation",), id="cssrs-moderate"),
         pytest.param("cssrs", None, 3, ("suicidal-ideation", "high-suicide-risk"), id="cssrs-high"),
         pytest.param(
+            "phq9",
+            {str(n): 3 for n in range(1, 9)},
+            27,
+            ("suicidal-ideation",),
+            id="phq9-items-1-8-max-total-27-forces-item9",
+        ),
+        pytest.param(
+            "cssrs", {"1": 0}, 3, ("suicidal-ideation", "high-suicide-risk"), id="cssrs-item1-no-total-high"
+        ),
+        pytest.param("cssrs", {"1": 1}, None, ("suicidal-ideation",), id="cssrs-item1-wish-dead"),
+        pytest.param("madrs", {"10": 2}, None, ("suicidal-ideation",), id="madrs-item10-2"),
+        pytest.param(
             "cssrs",
             {"1": 0, "2": 1, "3": 0, "4": 1, "5": 0, "6": 0},
             None,
@@ -358,3 +370,81 @@ def test_any_record_maps_to_valid_fhir(record: AssessmentRecord) -> None:
     for resource in resources:
         assert type(resource).model_validate(resource.model_dump()) == resource
         assert json_schema_errors(json.loads(resource.model_dump_json(exclude_none=True))) == []
+
+
+@pytest.mark.parametrize(
+    ("instrument", "items", "total", "note"),
+    [
+        pytest.param(
+            "phq9",
+            {str(n): 3 for n in range(1, 9)},
+            27,
+            "Safety flag: suicidal ideation. Route to a clinician for review.",
+            id="phq9-total-forces-item9",
+        ),
+        pytest.param(
+            "phq9",
+            {str(n): 1 for n in range(1, 9)},
+            None,
+            "Patient Health Questionnaire-9 (PHQ-9) item 9 not reported: suicidal ideation cannot be ruled out. "
+            "Route to a clinician for review.",
+            id="phq9-item9-skipped",
+        ),
+        pytest.param(
+            "cssrs",
+            {"1": 0},
+            3,
+            "Safety flag: suicidal ideation, high suicide risk. Route to a clinician for review.",
+            id="cssrs-high-total",
+        ),
+        pytest.param(
+            "phq9",
+            None,
+            12,
+            "Patient Health Questionnaire-9 (PHQ-9) item 9 not reported: suicidal ideation cannot be ruled out. "
+            "Route to a clinician for review.",
+            id="phq9-total-only",
+        ),
+    ],
+)
+def test_total_observation_says_what_is_known(
+    instrument: str, items: dict[str, int] | None, total: int | None, note: str
+) -> None:
+    total_id = make_context().id_of("assessments", "asm-1", "total")
+    [total_observation] = [r for r in _map(_record(instrument, items, total=total)) if r["id"] == total_id]
+    assert total_observation["note"] == [{"text": note}]
+
+
+@pytest.mark.parametrize(
+    ("instrument", "items", "absent", "status"),
+    [
+        pytest.param("phq9", {str(n): 1 for n in range(1, 9)}, ["9"], "in-progress", id="phq9-item9"),
+        pytest.param(
+            "phq9", {str(n): 1 for n in range(2, 10)}, [], "in-progress", id="phq9-item1-not-a-safety-item"
+        ),
+        pytest.param(
+            "phq9", {str(n): 1 for n in range(1, 10)}, [], "completed", id="phq9-complete-without-item10"
+        ),
+        pytest.param("cssrs", {"1": 1}, ["2", "6"], "in-progress", id="cssrs-ideation-items"),
+        pytest.param(
+            "cssrs", {"1": 0, "2": 1, "6": 0}, ["3", "4", "5"], "in-progress", id="cssrs-skip-logic"
+        ),
+        pytest.param("madrs", {"1": 2}, ["10"], "in-progress", id="madrs-item10"),
+        pytest.param("gad7", {"1": 2}, [], "in-progress", id="gad7-no-safety-items"),
+    ],
+)
+def test_unanswered_safety_items_carry_a_data_absent_reason(
+    instrument: str, items: dict[str, int], absent: list[str], status: str
+) -> None:
+    ctx = make_context()
+    response, total, *rest = _map(_record(instrument, items))
+    assert response["status"] == status
+    unanswered = [i for i in response["item"] if "answer" not in i]
+    assert [i["extension"] for i in unanswered] == [[{"url": DAR, "valueCode": "unknown"}]] * len(absent)
+    absent_ids = {ctx.id_of("assessments", "asm-1", f"item-{key}") for key in absent}
+    observations = [r for r in rest if r["id"] in absent_ids]
+    assert len(observations) == len(absent)
+    for observation in observations:
+        assert observation["dataAbsentReason"]["coding"][0]["code"] == "unknown"
+        assert "valueCodeableConcept" not in observation and "valueInteger" not in observation
+        assert {"reference": f"Observation/{observation['id']}"} in total["hasMember"]
