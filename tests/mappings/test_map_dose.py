@@ -7,7 +7,6 @@ from datetime import timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from pydantic import ValidationError
 
 from mappings.medication_administration import INFUSION_PART, related_keys, to_fhir_dose
