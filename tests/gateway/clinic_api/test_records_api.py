@@ -254,3 +254,25 @@ def test_iv_dose_sends_its_infusion_procedure_over_the_infusion_period(clinic) -
         for e in clinic.get("/api/v1/sessions/ses-001/fhir").json()["entry"]
     }
     assert "96365" not in str(session.get("Procedure", {}))
+
+
+def test_shortening_an_infusion_to_a_push_retires_its_procedure(clinic) -> None:
+    load_course(clinic)
+    [procedure] = [
+        e["resource"]
+        for e in clinic.get("/api/v1/doses/dose-001/fhir").json()["entry"]
+        if e["resource"]["resourceType"] == "Procedure"
+    ]
+    push = {
+        **DOSE,
+        "infusion_minutes": 10,
+        "end": "2026-11-02T09:25:00-08:00",
+    }  # 15 minutes or less: no 96365
+    assert clinic.put("doses", "dose-001", push).status_code == 200
+    current = {
+        e["resource"]["resourceType"]: e["resource"]
+        for e in clinic.get("/api/v1/doses/dose-001/fhir").json()["entry"]
+    }
+    assert "partOf" not in current["MedicationAdministration"]
+    # the record no longer maps to it: its last version says entered-in-error, so an EHR that has it drops it
+    assert (current["Procedure"]["id"], current["Procedure"]["status"]) == (procedure["id"], "entered-in-error")
