@@ -275,4 +275,7 @@ def test_shortening_an_infusion_to_a_push_retires_its_procedure(clinic) -> None:
     }
     assert "partOf" not in current["MedicationAdministration"]
     # the record no longer maps to it: its last version says entered-in-error, so an EHR that has it drops it
-    assert (current["Procedure"]["id"], current["Procedure"]["status"]) == (procedure["id"], "entered-in-error")
+    assert (current["Procedure"]["id"], current["Procedure"]["status"]) == (
+        procedure["id"],
+        "entered-in-error",
+    )
