@@ -58,6 +58,7 @@ from mappings.codes.snomed import (
 )
 from mappings.codes.ucum import MG, MG_PER_HOUR, MG_PER_KG_PER_HOUR, TABLET, TROCHE, quantity
 from mappings.context import MappingContext
+from mappings.encounter import PROCEDURE_PROFILE
 from mappings.fhir import MedicationAdministration, Procedure, validated
 from mappings.fhir_text import fhir_string
 from mappings.records import ESKETAMINE_DEVICE_MG, DoseForm, DoseRecord, Medication, Route, SessionRecord
@@ -65,7 +66,6 @@ from mappings.records import ESKETAMINE_DEVICE_MG, DoseForm, DoseRecord, Medicat
 KIND = "doses"
 CONTAINED_ID = "med"
 INFUSION_PART = "infusion"
-PROCEDURE_PROFILE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-procedure"
 #: Procedure.status (R4 event-status) of the infusion by the dose's status
 PROCEDURE_STATUS: dict[str, str] = {
     "completed": "completed",
