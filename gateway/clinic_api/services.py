@@ -217,8 +217,9 @@ def put_record(
             session.rollback()
             raise RecordValidationError(errors)
         assert result is not None
-        if result.outcome is not Outcome.unchanged:
-            session.commit()
+        # commit even when unchanged: the use case ends its transaction (and SQLite's write lock or
+        # PostgreSQL's row lock) here, not when the session closes after the response is serialized
+        session.commit()
         return result
 
     return _once_more_on_conflict(session, attempt)
