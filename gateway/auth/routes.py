@@ -1,21 +1,26 @@
-"""/auth: the OAuth 2.0 token endpoint (RFC 6749 §3.2, §4.4)."""
+"""/auth: the OAuth 2.0 token endpoint (RFC 6749 §3.2, §4.4; https://www.rfc-editor.org/rfc/rfc6749).
+
+The route is sync (FastAPI runs it in the thread pool), so the password hash and the database work never
+run on the event loop; the form is read and parsed first, by ``token_form``, before any transaction.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from gateway.auth import service
-from gateway.core.errors import OAuthError
+from gateway.auth.token_request import FORM, TokenRequest, parse_basic_auth, parse_form
 from gateway.deps import SessionDep, SettingsDep
 
 router = APIRouter(prefix="/auth", tags=["authorization"])
 
 
 class TokenResponse(BaseModel):
+    model_config = ConfigDict(extra="allow")
     access_token: str
     token_type: str = "Bearer"
     expires_in: int
@@ -27,7 +32,12 @@ class OAuthErrorResponse(BaseModel):
     error_description: str
 
 
-FORM = "application/x-www-form-urlencoded"
+async def token_form(request: Request) -> dict[str, str]:
+    return parse_form(await request.body(), request.headers.get("content-type"))
+
+
+TokenFormDep = Annotated[dict[str, str], Depends(token_form)]
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 @router.post(
@@ -36,8 +46,14 @@ FORM = "application/x-www-form-urlencoded"
     operation_id="token",
     summary="Get an access token (client_credentials, client_secret_basic)",
     description="Form body `grant_type=client_credentials` (optional `scope`), client id and secret in "
-    "HTTP Basic. Errors follow RFC 6749 §5.2.",
-    responses={400: {"model": OAuthErrorResponse}, 401: {"model": OAuthErrorResponse}},
+    "HTTP Basic. Each parameter at most once. Errors follow RFC 6749 §5.2. Failed client "
+    "authentications are limited per client id and per client address: past the limit the "
+    "answer is 429 with `Retry-After` until the window ends.",
+    responses={
+        400: {"model": OAuthErrorResponse},
+        401: {"model": OAuthErrorResponse},
+        429: {"model": OAuthErrorResponse},
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -47,8 +63,8 @@ FORM = "application/x-www-form-urlencoded"
                         "type": "object",
                         "required": ["grant_type"],
                         "properties": {
-                            "grant_type": {"type": "string", "enum": ["client_credentials"]},
-                            "scope": {"type": "string"},
+                            "grant_type": {"type": "string", "enum": list(service.GRANT_TYPES)},
+                            "scope": {"type": "string", "minLength": 1},
                         },
                     }
                 }
@@ -56,22 +72,18 @@ FORM = "application/x-www-form-urlencoded"
         }
     },
 )
-async def token(
+def token(
+    form: TokenFormDep,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> JSONResponse:
-    if not request.headers.get("content-type", "").startswith(FORM):
-        raise OAuthError("invalid_request", f"the token request must be {FORM}")
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    issued = service.issue_client_credentials_token(
-        session, settings, basic=service.parse_basic_auth(authorization), form=form
+    token_request = TokenRequest(
+        form=form,
+        basic=parse_basic_auth(authorization),
+        address=request.client.host if request.client else "unknown",
     )
-    body = TokenResponse(
-        access_token=issued.access_token,
-        token_type=issued.token_type,
-        expires_in=issued.expires_in,
-        scope=issued.scope,
-    )
-    return JSONResponse(body.model_dump(), headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+    issued = service.issue_token(session, settings, request=token_request)
+    body: dict[str, Any] = TokenResponse.model_validate(issued.response()).model_dump()
+    return JSONResponse(body, headers=NO_STORE)

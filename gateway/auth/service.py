@@ -1,19 +1,30 @@
-"""Token issuance (RFC 6749 §4.4 client credentials) and bearer-token checks (RFC 6750).
+"""The token endpoint (RFC 6749 §3.2, §4.4 client credentials) and bearer-token checks (RFC 6750).
 
-Clinic clients authenticate with ``client_secret_basic`` (RFC 6749 §2.3.1). The client and token
-tables already carry what SMART Backend Services needs (kind ``ehr``, ``private_key_jwt`` with a
-JWKS, scopes, several clinic grants); that grant type is added by a later issue in this module.
+``issue_token`` is the one entry point of ``POST /auth/token`` for every grant type:
+
+1. the grant type is looked up in ``GRANT_TYPES`` (``unsupported_grant_type`` otherwise);
+2. the attempt is counted against the client id it claims and the caller's address
+   (``gateway.auth.throttle``; 429 past a limit) and the claimed client is loaded, in one short
+   transaction that is committed before any slow work;
+3. the client authenticates (``authenticate_client``: ``client_secret_basic`` so far; scrypt costs the
+   same whether or not the client id exists, so ids cannot be enumerated by timing);
+4. the grant's handler checks the grant and adds the token (it flushes, never commits);
+5. the attempt is forgiven unless the request failed with one of ``FAILED_AUTHENTICATION``; commit.
+
+A new grant type is one handler in ``GRANT_TYPES``; a new client authentication method is a branch of
+``authenticate_client`` (and of ``claimed_client_id`` where the id travels elsewhere, e.g. in a
+``client_assertion``). Throttling and error handling then apply to it as they are.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from urllib.parse import unquote_plus
+from typing import Any
 
-from gateway.auth import credentials
+from gateway.auth import credentials, throttle
+from gateway.auth.token_request import TokenRequest
 from gateway.core.config import Settings
 from gateway.core.errors import OAuthError, UnauthorizedError
 from gateway.db.engine import Session
@@ -22,6 +33,9 @@ from gateway.db.repositories import tokens as token_repo
 from gateway.db.tables import AccessTokenRow, ClientRow
 
 CLINIC_SCOPE = "clinic/records.write"
+#: OAuth errors that count as a failed authentication for the throttle (a wrong secret or assertion,
+#: a guessed code or refresh token); any other outcome takes the attempt back
+FAILED_AUTHENTICATION = frozenset({"invalid_client", "invalid_grant"})
 
 
 @dataclass(frozen=True)
@@ -30,6 +44,17 @@ class IssuedToken:
     expires_in: int
     scope: str
     token_type: str = "Bearer"
+    #: further response members of a grant (refresh_token, id_token, SMART launch context ...)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def response(self) -> dict[str, Any]:
+        return {
+            "access_token": self.access_token,
+            "token_type": self.token_type,
+            "expires_in": self.expires_in,
+            "scope": self.scope,
+            **self.extra,
+        }
 
 
 @dataclass(frozen=True)
@@ -44,46 +69,88 @@ class Principal:
     scopes: frozenset[str]
 
 
-def parse_basic_auth(header: str | None) -> tuple[str, str] | None:
-    """``Authorization: Basic`` per RFC 6749 §2.3.1 (id and secret are form-urlencoded first)."""
-    if not header or not header.lower().startswith("basic "):
-        return None
-    try:
-        decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        raise OAuthError("invalid_client", "malformed Basic credentials", status_code=401) from None
-    client_id, sep, secret = decoded.partition(":")
-    if not sep:
-        raise OAuthError("invalid_client", "malformed Basic credentials", status_code=401)
-    return unquote_plus(client_id), unquote_plus(secret)
+#: (session, settings, authenticated client, request) -> the token; flushes, never commits
+GrantHandler = Callable[[Session, Settings, ClientRow, TokenRequest], IssuedToken]
 
 
-def issue_client_credentials_token(
-    session: Session, settings: Settings, *, basic: tuple[str, str] | None, form: dict[str, str]
-) -> IssuedToken:
-    grant_type = form.get("grant_type")
-    if not grant_type:
-        raise OAuthError("invalid_request", "grant_type is required")
-    if grant_type != "client_credentials":
-        raise OAuthError("unsupported_grant_type", f"grant_type {grant_type} is not supported here")
-    if "client_secret" in form:
-        raise OAuthError(
-            "invalid_request", "send client credentials in the Authorization header (client_secret_basic)"
-        )
-    if basic is None:
+def issue_token(session: Session, settings: Settings, *, request: TokenRequest) -> IssuedToken:
+    grant = _grant_handler(request)
+    client_id = claimed_client_id(request)
+    if client_id is None:
         raise OAuthError(
             "invalid_client", "client authentication is required (client_secret_basic)", status_code=401
         )
-    client_id, secret = basic
-    client = clinic_repo.get_client(session, client_id=client_id)
-    if (
-        client is None
-        or client.disabled
-        or client.token_endpoint_auth_method != "client_secret_basic"
-        or not credentials.verify_secret(secret, client.secret_hash)
-    ):
-        raise OAuthError("invalid_client", "client authentication failed", status_code=401)
-    scope = _granted_scope(client, form.get("scope"))
+    attempt = throttle.count_attempt(session, settings, client_id=client_id, address=request.address)
+    client = clinic_repo.get_client(session, client_id=client_id) if attempt.retry_after is None else None
+    session.commit()  # no transaction stays open through the password hash
+    if attempt.retry_after is not None:
+        raise OAuthError(
+            "slow_down",
+            f"too many failed client authentications; retry after {attempt.retry_after} s",
+            status_code=429,
+            headers={"Retry-After": str(attempt.retry_after)},
+        )
+    try:
+        authenticated = authenticate_client(client, request)
+        issued = grant(session, settings, authenticated, request)
+    except OAuthError as error:
+        session.rollback()
+        if error.error not in FAILED_AUTHENTICATION:
+            throttle.forgive(session, attempt)
+            session.commit()
+        raise
+    throttle.forgive(session, attempt)
+    session.commit()
+    return issued
+
+
+def _grant_handler(request: TokenRequest) -> GrantHandler:
+    if not request.grant_type:
+        raise OAuthError("invalid_request", "grant_type is required")
+    handler = GRANT_TYPES.get(request.grant_type)
+    if handler is None:
+        raise OAuthError(
+            "unsupported_grant_type",
+            f"grant_type {request.grant_type} is not supported (supported: {', '.join(GRANT_TYPES)})",
+        )
+    if "client_secret" in request.form:
+        raise OAuthError(
+            "invalid_request", "send client credentials in the Authorization header (client_secret_basic)"
+        )
+    return handler
+
+
+def claimed_client_id(request: TokenRequest) -> str | None:
+    """The client id the request claims, before anything is checked (the throttle's key)."""
+    if request.basic is not None:
+        basic_id = request.basic[0]
+        if request.form.get("client_id", basic_id) != basic_id:
+            raise OAuthError("invalid_request", "client_id differs from the authenticated client")
+        return basic_id
+    return None
+
+
+def authenticate_client(client: ClientRow | None, request: TokenRequest) -> ClientRow:
+    """RFC 6749 §2.3: the one client authentication the request uses, or ``invalid_client``."""
+    if request.basic is not None:
+        usable = (
+            client is not None
+            and not client.disabled
+            and client.token_endpoint_auth_method == "client_secret_basic"
+            and bool(client.secret_hash)
+        )
+        # unknown, disabled or secret-less clients pay the same scrypt as a wrong secret
+        stored = client.secret_hash if usable and client is not None else credentials.DUMMY_SECRET_HASH
+        if credentials.verify_secret(request.basic[1], stored) and usable and client is not None:
+            return client
+    raise OAuthError("invalid_client", "client authentication failed", status_code=401)
+
+
+def grant_client_credentials(
+    session: Session, settings: Settings, client: ClientRow, request: TokenRequest
+) -> IssuedToken:
+    """RFC 6749 §4.4: a token for the client itself, bound to its clinic (clinic clients)."""
+    scope = _granted_scope(client, request.form.get("scope"))
     assert client.id is not None
     clinic_pks = clinic_repo.granted_clinic_pks(session, client_pk=client.id)
     if not clinic_pks:
@@ -102,15 +169,20 @@ def issue_client_credentials_token(
             expires_at=now + timedelta(seconds=lifetime),
         ),
     )
-    session.commit()
     return IssuedToken(access_token=token, expires_in=lifetime, scope=scope)
+
+
+GRANT_TYPES: dict[str, GrantHandler] = {"client_credentials": grant_client_credentials}
 
 
 def _granted_scope(client: ClientRow, requested: str | None) -> str:
     allowed = client.scopes.split()
-    if not requested:
+    if requested is None:
         return " ".join(allowed)
-    asked = requested.split()
+    tokens = requested.split(" ")  # RFC 6749 §3.3: scope-tokens separated by single spaces
+    if "" in tokens:
+        raise OAuthError("invalid_scope", "scope: tokens are separated by single spaces")
+    asked = list(dict.fromkeys(tokens))
     refused = [s for s in asked if s not in allowed]
     if refused:
         raise OAuthError("invalid_scope", "scope not allowed for this client: " + " ".join(refused))

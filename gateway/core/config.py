@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     identifier_base: str = "https://kap-gateway.example.org/id"
     access_token_lifetime_seconds: int = Field(default=3600, ge=60, le=86400)
     refresh_token_lifetime_seconds: int = Field(default=86400 * 30, ge=300)
+    #: failed /auth/token client authentications allowed per client id, and per client address, in a window;
+    #: the next attempt gets 429 with Retry-After until the window (started by the first failure) ends
+    token_throttle_client_failures: int = Field(default=5, ge=1)
+    token_throttle_address_failures: int = Field(default=20, ge=1)
+    token_throttle_window_seconds: int = Field(default=300, ge=1, le=86400)
     #: requests with a larger body are refused with 413
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     #: doses above this are refused (a typo guard, not a clinical rule)

@@ -100,11 +100,14 @@ def pydantic_errors(errors: Sequence[Any], prefix: Sequence[str | int] = ()) -> 
 class OAuthError(Exception):
     """RFC 6749 §5.2 error response."""
 
-    def __init__(self, error: str, description: str, *, status_code: int = 400):
+    def __init__(
+        self, error: str, description: str, *, status_code: int = 400, headers: dict[str, str] | None = None
+    ):
         super().__init__(description)
         self.error = error
         self.description = description
         self.status_code = status_code
+        self.headers = headers or {}
 
 
 class FhirError(Exception):
@@ -201,7 +204,7 @@ def install_error_handlers(
 
     @app.exception_handler(OAuthError)
     async def _oauth_error(_request: Request, exc: OAuthError) -> Response:
-        headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+        headers = {"Cache-Control": "no-store", "Pragma": "no-cache", **exc.headers}
         if exc.status_code == 401:
             headers["WWW-Authenticate"] = 'Basic realm="kap-gateway"'
         return JSONResponse(

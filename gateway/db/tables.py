@@ -101,6 +101,22 @@ class AccessTokenRow(SQLModel, table=True):
     revoked: bool = Field(default=False)
 
 
+class AuthThrottleRow(SQLModel, table=True):
+    """Failed /auth/token client authentications in the current window, per client id or client address.
+
+    ``kind`` is ``client`` or ``address``; ``key_hash`` the SHA-256 of the id or address, so the key has a
+    fixed length whatever a caller sends. The window starts with its first failure; rows whose window has
+    ended mean nothing and are deleted.
+    """
+
+    __tablename__ = "auth_throttle"
+
+    kind: str = Field(max_length=16, primary_key=True)
+    key_hash: str = Field(max_length=64, primary_key=True)
+    failures: int
+    window_start: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False, index=True))
+
+
 class RecordRow(SQLModel, table=True):
     """A clinic record as the clinic sent it, addressed by (clinic, kind, external id)."""
 
