@@ -244,6 +244,14 @@ def install_error_handlers(
             "request refused, retry later",
             extra={"error_type": type(exc).__name__, "status": mapped.status_code},
         )
+        if request.url.path.startswith("/auth"):  # RFC 6749 §4.1.2.1 names this case
+            text = mapped.detail if isinstance(mapped.detail, str) else "retry later"
+            return await _oauth_error(
+                request,
+                OAuthError(
+                    "temporarily_unavailable", text, status_code=mapped.status_code, headers=mapped.headers
+                ),
+            )
         return await _gateway_error(request, mapped)
 
     for error_class in translated:

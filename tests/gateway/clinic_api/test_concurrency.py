@@ -15,11 +15,12 @@ import httpx
 import orjson
 import pytest
 from sqlmodel import Session, func, select
+from support.live_server import LiveServer, clinic_token, live_server
 
 from gateway.clinic_api.examples import RECORD_EXAMPLES
 from gateway.core.config import Settings
+from gateway.db.engine import make_engine
 from gateway.db.tables import RecordRow, ResourceRow, ResourceVersionRow
-from support.live_server import LiveServer, clinic_token, live_server
 
 PATIENT = RECORD_EXAMPLES["patients"][1]
 FAST_SECONDS = 5.0  # "fast requests stay fast": generous for a shared 2-core CI machine
@@ -157,3 +158,64 @@ def test_a_slow_batch_upload_does_not_hold_up_other_requests(server: LiveServer)
     assert fast_done_at <= streaming["ended"]  # answered while the batch body was still arriving
     assert batch.status_code == 200, batch.text
     assert batch.json()["created"] == 3
+
+
+@pytest.fixture
+def tight_server(settings: Settings) -> Iterator[LiveServer]:
+    """One connection, short waits: the 503 paths within a second."""
+    tight = settings.model_copy(
+        update={
+            "worker_threads": 4,
+            "db_pool_size": 1,
+            "db_max_overflow": 0,
+            "db_pool_timeout_seconds": 0.5,
+            "db_lock_timeout_seconds": 0.5,
+        }
+    )
+    with live_server(tight) as live:
+        yield live
+
+
+def assert_retry_later(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "1"
+    assert response.headers["content-type"] == "application/json"
+    assert "busy" in response.json()["detail"] or "connection" in response.json()["detail"]
+
+
+def test_no_free_connection_is_503_with_retry_after(tight_server: LiveServer) -> None:
+    token = clinic_token(tight_server, "pool")
+    headers = {"Authorization": f"Bearer {token}"}
+    url = f"{tight_server.base_url}/api/v1/patients/pat-1"
+    with tight_server.app.state.engine.connect():  # the pool's only connection
+        started = time.perf_counter()
+        assert_retry_later(httpx.get(url, headers=headers, timeout=30))
+        assert_retry_later(httpx.put(url, json=PATIENT, headers=headers, timeout=30))
+        assert time.perf_counter() - started < FAST_SECONDS
+    assert httpx.put(url, json=PATIENT, headers=headers, timeout=30).status_code == 201  # nothing was written
+
+
+def test_a_held_write_lock_is_503_for_writes_and_reads_still_answer(tight_server: LiveServer) -> None:
+    token = clinic_token(tight_server, "locked")
+    headers = {"Authorization": f"Bearer {token}"}
+    base = f"{tight_server.base_url}/api/v1/patients"
+    assert httpx.put(f"{base}/pat-1", json=PATIENT, headers=headers, timeout=30).status_code == 201
+    # another process's writer: SQLite's write lock, or on PostgreSQL a lock that blocks row writes
+    locker = make_engine(Settings(database_url=tight_server.app.state.settings.database_url))
+    try:
+        with locker.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql("LOCK TABLE record IN EXCLUSIVE MODE")
+            else:  # a write connection's transaction begins with BEGIN IMMEDIATE
+                connection.exec_driver_sql("SELECT 1")
+            changed = {**PATIENT, "phone": "+1 555 0600"}
+            assert_retry_later(httpx.put(f"{base}/pat-1", json=changed, headers=headers, timeout=30))
+            assert_retry_later(httpx.put(f"{base}/pat-2", json=PATIENT, headers=headers, timeout=30))
+            read = httpx.get(f"{base}/pat-1", headers=headers, timeout=30)  # reads take no write lock
+            assert read.status_code == 200
+            assert read.json()["record"]["phone"] == PATIENT["phone"]
+            connection.rollback()
+    finally:
+        locker.dispose()
+    again = httpx.put(f"{base}/pat-2", json=PATIENT, headers=headers, timeout=30)
+    assert again.status_code == 201  # the refused PUT wrote nothing
