@@ -18,6 +18,7 @@ Concurrency contract (README "Concurrency"):
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -46,8 +47,15 @@ __all__ = [
 
 #: execution option a read-only session's engine carries (SQLite then begins a deferred transaction)
 READ_ONLY = "kapgw_read_only"
+_GATE = "kapgw_write_gate"
+
+
+class WriteQueueTimeoutError(Exception):
+    """A write use case waited longer than the lock timeout for its turn at SQLite's one writer."""
+
+
 #: exception classes :func:`busy_error` looks at (for the app's exception handlers)
-DATABASE_ERRORS: tuple[type[Exception], ...] = (PoolTimeoutError, DBAPIError)
+DATABASE_ERRORS: tuple[type[Exception], ...] = (PoolTimeoutError, WriteQueueTimeoutError, DBAPIError)
 
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 # PostgreSQL SQLSTATEs that mean "wait and retry": lock_timeout, statement_timeout, serialization failure,
@@ -81,7 +89,7 @@ def make_engine(settings: Settings) -> Engine:
             url, connect_args={"check_same_thread": False, "timeout": lock_timeout}, **pool
         )
         event.listen(engine, "connect", _sqlite_pragmas(lock_timeout))
-        event.listen(engine, "begin", _sqlite_begin)
+        _SqliteWriters(lock_timeout).listen(engine)
         return engine
     # No server-side prepared statements: psycopg prepares a statement after 5 runs, and PostgreSQL may then
     # keep a generic plan made while the tables were small (seq scans that slowed a 1,000-patient load 6x).
@@ -107,9 +115,48 @@ def _sqlite_pragmas(lock_timeout: float) -> Any:
     return on_connect
 
 
-def _sqlite_begin(conn: Any) -> None:
-    read_only = conn.get_execution_options().get(READ_ONLY, False)
-    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+class _SqliteWriters:
+    """Begins SQLite transactions: deferred for reads; for writes, a turn in this process's queue, then
+    ``BEGIN IMMEDIATE``.
+
+    The queue (a lock the transaction holds until it commits or rolls back) hands the write lock on the
+    moment it frees. Without it, waiting writers poll in SQLite's busy handler, whose sleeps grow to 100 ms,
+    and under 64 clients some waited seconds while others went first. Writers in other processes (CLI,
+    a second server) still meet the busy timeout. Correctness never rests on the queue: SQLite's own lock
+    does that; the queue only orders this process's writers.
+    """
+
+    def __init__(self, timeout: float):
+        self.timeout = timeout
+        self.turn = threading.Lock()
+
+    def listen(self, engine: Engine) -> None:
+        event.listen(engine, "begin", self.begin)
+        event.listen(engine, "commit", self.end)
+        event.listen(engine, "rollback", self.end)
+        # a connection that leaves without commit or rollback (invalidated, returned) gives its turn back
+        event.listen(engine, "checkin", lambda _dbapi, record: self._give_back(record.info))
+        event.listen(engine, "invalidate", lambda _dbapi, record, _exc: self._give_back(record.info))
+
+    def begin(self, conn: Any) -> None:
+        if conn.get_execution_options().get(READ_ONLY, False):
+            conn.exec_driver_sql("BEGIN")
+            return
+        if not self.turn.acquire(timeout=self.timeout):
+            raise WriteQueueTimeoutError("no turn at the SQLite writer within the lock timeout")
+        conn.info[_GATE] = True
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            self.end(conn)
+            raise
+
+    def end(self, conn: Any) -> None:
+        self._give_back(conn.info)
+
+    def _give_back(self, info: dict[str, Any]) -> None:
+        if info.pop(_GATE, False):
+            self.turn.release()
 
 
 @contextmanager
@@ -130,6 +177,8 @@ def busy_error(error: BaseException) -> ServiceUnavailableError | None:
     """The 503 for a wait that took too long (no free connection, a lock or statement timeout), else None."""
     if isinstance(error, PoolTimeoutError):
         return ServiceUnavailableError("no database connection became free in time")
+    if isinstance(error, WriteQueueTimeoutError):
+        return ServiceUnavailableError("the database is busy (lock wait timed out)")
     if not isinstance(error, DBAPIError):
         return None
     orig = error.orig
