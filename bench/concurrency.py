@@ -187,7 +187,7 @@ def run_backend(backend: str, clients: list[int], seconds: float) -> list[dict]:
                 ).content
                 with BareServer(get_body, put_body, Path(tmp)) as bare:
                     servers = {"gateway": gateway.port, "bare FastAPI": bare.port}
-                    for name, port in servers.items():  # warm up both
+                    for port in servers.values():  # warm up both
                         asyncio.run(load(port, token, "GET", 8, 1.0))
                     for op in ("GET", "PUT"):
                         for n in clients:
