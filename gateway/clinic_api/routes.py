@@ -68,6 +68,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "description": "invalid record; each failing field is named by its loc path",
         "content": {"application/json": {"example": VALIDATION_ERROR_EXAMPLE}},
     },
+    503: {
+        "model": ErrorDetail,
+        "description": "waited too long for a database connection or lock; nothing was written, retry "
+        "after the `Retry-After` seconds",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}},
+    },
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorDetail, "description": "no such record in this clinic"}
