@@ -31,13 +31,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import httpx
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import Gateway, free_port, postgres_database  # noqa: E402
+from bench.ingest import Gateway, bench_database, free_port, wait_until_up  # noqa: E402
 from gateway.clinic_api.examples import RECORD_EXAMPLES  # noqa: E402
 
 PATIENT = RECORD_EXAMPLES["patients"][1]
@@ -59,13 +58,8 @@ class BareServer:
             [sys.executable, __file__, "--serve-bare", str(self.port), str(self.workdir)],
             stderr=subprocess.DEVNULL,
         )
-        for _ in range(100):
-            try:
-                if httpx.get(f"{self.base}/api/v1/patients/x").status_code == 200:
-                    return self
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError("bare server did not start")
+        wait_until_up(f"{self.base}/api/v1/patients/x")
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.process.terminate()
@@ -167,38 +161,28 @@ async def load(port: int, token: str, op: str, clients: int, seconds: float) -> 
 
 def run_backend(backend: str, clients: list[int], seconds: float) -> list[dict]:
     rows: list[dict] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        drop = None
-        if backend == "sqlite":
-            url = f"sqlite:///{tmp}/bench.db"
-        else:
-            url, drop = postgres_database(
-                os.environ.get("KAPGW_BENCH_POSTGRES_URL") or os.environ["KAPGW_TEST_POSTGRES_URL"]
-            )
-        try:
-            with Gateway(url, Path(tmp)) as gateway:
-                http = gateway.client_for("bench")
-                token = http.headers["Authorization"].removeprefix("Bearer ")
-                for index in range(max(clients)):  # one patient per PUT client
-                    http.put(f"/api/v1/patients/bench-{index}", json=PATIENT).raise_for_status()
-                get_body = http.get("/api/v1/patients/bench-0").content
-                put_body = http.put(
-                    "/api/v1/patients/bench-0", json={**PATIENT, "phone": "+1 555 0100"}
-                ).content
-                with BareServer(get_body, put_body, Path(tmp)) as bare:
-                    servers = {"gateway": gateway.port, "bare FastAPI": bare.port}
-                    for port in servers.values():  # warm up both
-                        asyncio.run(load(port, token, "GET", 8, 1.0))
-                    for op in ("GET", "PUT"):
-                        for n in clients:
-                            for name, port in servers.items():
-                                cell = asyncio.run(load(port, token, op, n, seconds))
-                                row = {"backend": backend, "server": name, "op": op, "clients": n, **cell}
-                                rows.append(row)
-                                print_row(row)
-        finally:
-            if drop:
-                drop()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        bench_database(backend, tmp) as url,
+        Gateway(url, Path(tmp)) as gateway,
+    ):
+        http = gateway.client_for("bench")
+        token = http.headers["Authorization"].removeprefix("Bearer ")
+        for index in range(max(clients)):  # one patient per PUT client
+            http.put(f"/api/v1/patients/bench-{index}", json=PATIENT).raise_for_status()
+        get_body = http.get("/api/v1/patients/bench-0").content
+        put_body = http.put("/api/v1/patients/bench-0", json={**PATIENT, "phone": "+1 555 0100"}).content
+        with BareServer(get_body, put_body, Path(tmp)) as bare:
+            servers = {"gateway": gateway.port, "bare FastAPI": bare.port}
+            for port in servers.values():  # warm up both
+                asyncio.run(load(port, token, "GET", 8, 1.0))
+            for op in ("GET", "PUT"):
+                for n in clients:
+                    for name, port in servers.items():
+                        cell = asyncio.run(load(port, token, op, n, seconds))
+                        row = {"backend": backend, "server": name, "op": op, "clients": n, **cell}
+                        rows.append(row)
+                        print_row(row)
     return rows
 
 
