@@ -24,6 +24,9 @@ from gateway.db.tables import RecordRow, ResourceRow, ResourceVersionRow
 
 PATIENT = RECORD_EXAMPLES["patients"][1]
 FAST_SECONDS = 5.0  # "fast requests stay fast": generous for a shared 2-core CI machine
+# the last of 50-100 simultaneous requests waits for all before it (about 10 ms of CPU each) on a CI machine
+# that runs other tests at the same time; a stall (a lock or pool wait running into its timeout) is >= 10 s
+PILE_SECONDS = 9.0
 
 
 @pytest.fixture
@@ -69,7 +72,7 @@ def test_100_parallel_gets(server: LiveServer) -> None:
     results = asyncio.run(run())
     assert [r.status_code for r, _ in results] == [200] * 100
     assert {r.json()["record"]["family_name"] for r, _ in results} == {PATIENT["family_name"]}
-    assert max(seconds for _, seconds in results) < FAST_SECONDS
+    assert max(seconds for _, seconds in results) < PILE_SECONDS
 
 
 def test_50_parallel_identical_puts_of_a_new_record(server: LiveServer) -> None:
@@ -84,7 +87,7 @@ def test_50_parallel_identical_puts_of_a_new_record(server: LiveServer) -> None:
     results = asyncio.run(run())
     assert sorted(r.status_code for r, _ in results) == [200] * 49 + [201]
     assert sorted(r.json()["outcome"] for r, _ in results) == ["created"] + ["unchanged"] * 49
-    assert max(seconds for _, seconds in results) < FAST_SECONDS
+    assert max(seconds for _, seconds in results) < PILE_SECONDS
     assert patient_versions(server) == (1, [1])  # one record row, one Patient version
 
 
@@ -105,7 +108,7 @@ def test_50_parallel_different_updates(server: LiveServer) -> None:
     results = asyncio.run(run())
     assert [r.status_code for r, _ in results] == [200] * 50
     assert [r.json()["outcome"] for r, _ in results] == ["updated"] * 50
-    assert max(seconds for _, seconds in results) < FAST_SECONDS
+    assert max(seconds for _, seconds in results) < PILE_SECONDS
     assert patient_versions(server) == (1, list(range(1, 52)))  # v1 + one per update: no gaps, no twins
 
 
