@@ -42,6 +42,7 @@ format: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/mapping.py
+	$(BIN)/python bench/concurrency.py
 
 clean:
 	rm -rf $(VENV) tools/fhir-validator/node_modules data .pytest_cache

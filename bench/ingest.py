@@ -19,6 +19,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -35,6 +37,32 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_until_up(url: str) -> None:
+    """Polls ``url`` until it answers 200 (10 s at most)."""
+    for _ in range(100):
+        try:
+            if httpx.get(url).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@contextmanager
+def bench_database(backend: str, tmp: str) -> Iterator[str]:
+    """A fresh database URL: a SQLite file in ``tmp``, or a new PostgreSQL database dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp}/bench.db"
+        return
+    url, drop = postgres_database(
+        os.environ.get("KAPGW_BENCH_POSTGRES_URL") or os.environ["KAPGW_TEST_POSTGRES_URL"]
+    )
+    try:
+        yield url
+    finally:
+        drop()
 
 
 class Gateway:
@@ -71,13 +99,8 @@ class Gateway:
             cwd=self.workdir,
             stderr=subprocess.DEVNULL,
         )
-        for _ in range(100):
-            try:
-                if httpx.get(f"{self.base}/healthz").status_code == 200:
-                    return self
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError("gateway did not start")
+        wait_until_up(f"{self.base}/healthz")
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.process.terminate()
@@ -115,39 +138,28 @@ def postgres_database(admin_url: str) -> tuple[str, callable]:
 
 def run(backend: str, patients: int, single_limit: int) -> dict:
     clinic = generate_clinic(patients=patients, seed=0)
-    with tempfile.TemporaryDirectory() as tmp:
-        drop = None
-        if backend == "sqlite":
-            url = f"sqlite:///{tmp}/bench.db"
-        else:
-            url, drop = postgres_database(
-                os.environ.get("KAPGW_BENCH_POSTGRES_URL") or os.environ["KAPGW_TEST_POSTGRES_URL"]
-            )
-        try:
-            with Gateway(url, Path(tmp)) as gateway:
-                http = gateway.client_for("bench-batch")
-                started = time.perf_counter()
-                for batch in clinic.batches(500):
-                    body = [{"kind": k, "id": i, "record": r} for k, i, r in batch]
-                    response = http.post("/api/v1/batch", json=body)
-                    response.raise_for_status()
-                batch_seconds = time.perf_counter() - started
-                http = gateway.client_for("bench-single")
-                subset = clinic.entries[:single_limit]
-                started = time.perf_counter()
-                for kind, external_id, record in subset:
-                    http.put(f"/api/v1/{kind}/{external_id}", json=record).raise_for_status()
-                single_seconds = time.perf_counter() - started
-                started = time.perf_counter()
-                for kind, external_id, record in subset[:500]:  # repeated identical PUTs: the no-op path
-                    assert (
-                        http.put(f"/api/v1/{kind}/{external_id}", json=record).json()["outcome"]
-                        == "unchanged"
-                    )
-                noop_seconds = time.perf_counter() - started
-        finally:
-            if drop:
-                drop()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        bench_database(backend, tmp) as url,
+        Gateway(url, Path(tmp)) as gateway,
+    ):
+        http = gateway.client_for("bench-batch")
+        started = time.perf_counter()
+        for batch in clinic.batches(500):
+            body = [{"kind": k, "id": i, "record": r} for k, i, r in batch]
+            response = http.post("/api/v1/batch", json=body)
+            response.raise_for_status()
+        batch_seconds = time.perf_counter() - started
+        http = gateway.client_for("bench-single")
+        subset = clinic.entries[:single_limit]
+        started = time.perf_counter()
+        for kind, external_id, record in subset:
+            http.put(f"/api/v1/{kind}/{external_id}", json=record).raise_for_status()
+        single_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        for kind, external_id, record in subset[:500]:  # repeated identical PUTs: the no-op path
+            assert http.put(f"/api/v1/{kind}/{external_id}", json=record).json()["outcome"] == "unchanged"
+        noop_seconds = time.perf_counter() - started
     return {
         "backend": backend,
         "patients": patients,

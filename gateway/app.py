@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 
 from gateway.auth.routes import router as auth_router
 from gateway.clinic_api.routes import router as clinic_router
 from gateway.core.config import Settings, get_settings
 from gateway.core.errors import install_error_handlers
-from gateway.db.engine import make_engine, ping
+from gateway.db.engine import DATABASE_ERRORS, busy_error, make_engine, ping
 from gateway.db.migrate import upgrade
 from gateway.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 
@@ -32,13 +33,16 @@ def create_app(settings: Settings | None = None, *, migrate_sqlite: bool = True)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # sync routes, dependencies and database calls run in anyio's worker threads; the pool holds a
+        # connection for each (Settings.pool_size), so a thread never queues for a connection
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         yield
         engine.dispose()
 
     app = FastAPI(title="KAP FHIR Gateway", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.engine = engine
-    install_error_handlers(app)
+    install_error_handlers(app, translated=DATABASE_ERRORS, translate=busy_error)
     app.include_router(auth_router)
     app.include_router(clinic_router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

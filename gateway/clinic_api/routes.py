@@ -12,7 +12,7 @@ from gateway.clinic_api import services
 from gateway.clinic_api.examples import RECORD_EXAMPLES, VALIDATION_ERROR_EXAMPLE
 from gateway.core.errors import FHIR_JSON, RecordValidationError, field_error, pydantic_errors
 from gateway.db.tables import RecordRow
-from gateway.deps import ClinicDep, SessionDep, SettingsDep
+from gateway.deps import ClinicDep, ReadSessionDep, SessionDep, SettingsDep
 from gateway.store.versions import CurrentRow
 from mappings.records import ALL_KINDS, EXTERNAL_ID_PATTERN, RecordKind, RecordModel
 
@@ -67,6 +67,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "model": ErrorDetail,
         "description": "invalid record; each failing field is named by its loc path",
         "content": {"application/json": {"example": VALIDATION_ERROR_EXAMPLE}},
+    },
+    503: {
+        "model": ErrorDetail,
+        "description": "waited too long for a database connection or lock; nothing was written, retry "
+        "after the `Retry-After` seconds",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}},
     },
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
@@ -174,7 +180,7 @@ def _add_read_routes(kind: str) -> None:
         description=readonly or None,
         responses={**ERRORS, **NOT_FOUND},
     )
-    def get(external_id: ExternalIdPath, clinic: ClinicDep, session: SessionDep) -> RecordEnvelope:
+    def get(external_id: ExternalIdPath, clinic: ClinicDep, session: ReadSessionDep) -> RecordEnvelope:
         return envelope(services.get_record(session, clinic=clinic, kind=kind, external_id=external_id))
 
     @router.get(
@@ -186,7 +192,7 @@ def _add_read_routes(kind: str) -> None:
         responses={200: {"content": {FHIR_JSON: {"schema": {"type": "object"}}}}, **ERRORS, **NOT_FOUND},
     )
     def get_fhir(
-        external_id: ExternalIdPath, clinic: ClinicDep, session: SessionDep, settings: SettingsDep
+        external_id: ExternalIdPath, clinic: ClinicDep, session: ReadSessionDep, settings: SettingsDep
     ) -> Response:
         rows = services.record_resources(session, clinic=clinic, kind=kind, external_id=external_id)
         return Response(collection_bundle(settings.fhir_base_url, rows), media_type=FHIR_JSON)
@@ -200,7 +206,7 @@ def _add_read_routes(kind: str) -> None:
     )
     def list_kind(
         clinic: ClinicDep,
-        session: SessionDep,
+        session: ReadSessionDep,
         after: Annotated[str | None, Query(pattern=EXTERNAL_ID_PATTERN)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         patient_id: Annotated[str | None, Query(pattern=EXTERNAL_ID_PATTERN)] = None,
@@ -250,8 +256,14 @@ _BATCH_SCHEMA = {
 async def post_batch(
     request: Request, clinic: ClinicDep, session: SessionDep, settings: SettingsDep
 ) -> BatchResult:
-    entries = parse_batch_body(
-        await request.body(), request.headers.get("content-type", ""), max_records=settings.max_batch_records
+    # the body streams in on the event loop; parsing and the use case run in worker threads, and the
+    # session's transaction begins only in run_batch, after the whole body has arrived
+    body = await request.body()
+    entries = await run_in_threadpool(
+        parse_batch_body,
+        body,
+        request.headers.get("content-type", ""),
+        max_records=settings.max_batch_records,
     )
     results = await run_in_threadpool(services.run_batch, session, settings, clinic=clinic, entries=entries)
     counts = {o: sum(1 for r in results if r.outcome is o) for o in services.Outcome}

@@ -217,8 +217,9 @@ def put_record(
             session.rollback()
             raise RecordValidationError(errors)
         assert result is not None
-        if result.outcome is not Outcome.unchanged:
-            session.commit()
+        # commit even when unchanged: the use case ends its transaction (and SQLite's write lock or
+        # PostgreSQL's row lock) here, not when the session closes after the response is serialized
+        session.commit()
         return result
 
     return _once_more_on_conflict(session, attempt)
@@ -296,24 +297,22 @@ class BatchEntry:
 def run_batch(
     session: Session, settings: Settings, *, clinic: ClinicScope, entries: Iterable[BatchEntry]
 ) -> list[WriteResult]:
-    """All-or-nothing: every entry is checked; any error rolls the whole batch back (422 lists them all)."""
-    entries = list(entries)
+    """All-or-nothing: every entry is checked; any error rolls the whole batch back (422 lists them all).
+
+    Records are validated before the transaction begins; the transaction only checks references and writes."""
+    parsed, errors = _parse_batch(list(entries))
     return _once_more_on_conflict(
-        session, lambda: _run_batch(session, settings, clinic=clinic, entries=entries)
+        session, lambda: _run_batch(session, settings, clinic=clinic, parsed=parsed, errors=errors)
     )
 
 
-def _run_batch(
-    session: Session, settings: Settings, *, clinic: ClinicScope, entries: Iterable[BatchEntry]
-) -> list[WriteResult]:
-    refs = _References(session, clinic)
-    results: list[WriteResult] = []
+def _parse_batch(
+    entries: list[BatchEntry],
+) -> tuple[list[tuple[int, BatchEntry, RecordModel]], list[dict[str, Any]]]:
+    parsed: list[tuple[int, BatchEntry, RecordModel]] = []
     errors: list[dict[str, Any]] = []
-    now = utcnow()
     seen: set[tuple[str, str]] = set()
-    pending: list[record_store.RecordWrite] = []
     for index, entry in enumerate(entries):
-        loc: tuple[str | int, ...] = ("body", index, "record")
         if (entry.kind, entry.id) in seen:
             errors.append(
                 field_error(["body", index, "id"], "the same record appears twice in the batch", "duplicate")
@@ -321,10 +320,28 @@ def _run_batch(
             continue
         seen.add((entry.kind, entry.id))
         try:
-            model = parse_record(entry.kind, entry.record, loc=loc)
+            parsed.append(
+                (index, entry, parse_record(entry.kind, entry.record, loc=("body", index, "record")))
+            )
         except RecordValidationError as error:
             errors.extend(error.detail)
-            continue
+    return parsed, errors
+
+
+def _run_batch(
+    session: Session,
+    settings: Settings,
+    *,
+    clinic: ClinicScope,
+    parsed: list[tuple[int, BatchEntry, RecordModel]],
+    errors: list[dict[str, Any]],
+) -> list[WriteResult]:
+    refs = _References(session, clinic)
+    results: list[WriteResult] = []
+    errors = list(errors)
+    now = utcnow()
+    pending: list[record_store.RecordWrite] = []
+    for index, entry, model in parsed:
         result, entry_errors = _write(
             session,
             settings,
@@ -332,7 +349,7 @@ def _run_batch(
             kind=entry.kind,
             external_id=entry.id,
             model=model,
-            loc=loc,
+            loc=("body", index, "record"),
             now=now,
             resources_later=pending,
         )
@@ -341,7 +358,7 @@ def _run_batch(
             results.append(result)
     if errors:
         session.rollback()
-        raise RecordValidationError(errors)
+        raise RecordValidationError(sorted(errors, key=lambda e: e["loc"][1]))  # in entry order
     record_store.write_records_resources(
         session, clinic=_identity(clinic, settings), records=pending, now=now, lookup=refs.get
     )

@@ -37,6 +37,18 @@ class Settings(BaseSettings):
     max_batch_records: int = Field(default=5000, ge=1)
     #: pepper mixed into hashes of client secrets and tokens
     token_signing_secret: SecretStr = SecretStr(DEFAULT_TOKEN_SIGNING_SECRET)
+    #: threads that run blocking work (sync routes, database calls, hashing): anyio's thread limiter
+    worker_threads: int = Field(default=40, ge=1, le=1000)
+    #: connections the pool keeps per process; default (0) = worker_threads, so no thread waits for one
+    db_pool_size: int = Field(default=0, ge=0)
+    #: extra connections beyond the pool size under bursts (closed again when idle)
+    db_max_overflow: int = Field(default=10, ge=0)
+    #: seconds a request waits for a free connection before it gets 503 with Retry-After
+    db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: seconds a statement waits for a lock (SQLite busy timeout, PostgreSQL lock_timeout) before 503
+    db_lock_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: PostgreSQL statement_timeout in seconds (0 = none); a cancelled statement gets 503
+    db_statement_timeout_seconds: float = Field(default=30.0, ge=0)
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -52,6 +64,11 @@ class Settings(BaseSettings):
     @property
     def fhir_base_url(self) -> str:
         return self.base_url.rstrip("/") + "/fhir"
+
+    @property
+    def pool_size(self) -> int:
+        """Connections per process: ``db_pool_size``, or one per worker thread."""
+        return self.db_pool_size or self.worker_threads
 
     @property
     def is_sqlite(self) -> bool:

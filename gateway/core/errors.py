@@ -10,7 +10,7 @@ A 500 carries "internal error" and the request id only: never exception text, ne
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -58,6 +58,17 @@ class UnauthorizedError(GatewayError):
 
 class ForbiddenError(GatewayError):
     status_code = 403
+
+
+class ServiceUnavailableError(GatewayError):
+    """503 with ``Retry-After``: the request waited too long for a database connection or lock (RFC 9110 §15.6.4).
+    Nothing was written; the same request later succeeds."""
+
+    status_code = 503
+    retry_after_seconds = 1
+
+    def __init__(self, detail: str = "the service is busy; retry shortly"):
+        super().__init__(detail, headers={"Retry-After": str(self.retry_after_seconds)})
 
 
 class RecordValidationError(GatewayError):
@@ -162,13 +173,27 @@ def _fhir_response(error: FhirError) -> Response:
     )
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(
+    app: FastAPI,
+    *,
+    translated: tuple[type[Exception], ...] = (),
+    translate: Callable[[Exception], GatewayError | None] = lambda _exc: None,
+) -> None:
+    """``translate`` turns an exception of a ``translated`` class into a GatewayError (the database's
+    "busy" errors into ServiceUnavailableError); what it returns None for stays an internal error."""
+
     @app.exception_handler(GatewayError)
     async def _gateway_error(request: Request, exc: GatewayError) -> Response:
         if _is_fhir(request):
-            code = {401: "login", 403: "forbidden", 404: "not-found", 409: "conflict", 413: "too-long"}.get(
-                exc.status_code, "invalid"
-            )
+            code = {
+                401: "login",
+                403: "forbidden",
+                404: "not-found",
+                409: "conflict",
+                413: "too-long",
+                429: "throttled",
+                503: "transient",
+            }.get(exc.status_code, "invalid")
             text = exc.detail if isinstance(exc.detail, str) else "invalid request"
             return _fhir_response(FhirError(exc.status_code, code, text, headers=exc.headers))
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
@@ -211,16 +236,41 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
+    async def _translated(request: Request, exc: Exception) -> Response:
+        mapped = translate(exc)
+        if mapped is None:
+            return _internal_error(request, exc)
+        log.warning(
+            "request refused, retry later",
+            extra={"error_type": type(exc).__name__, "status": mapped.status_code},
+        )
+        if request.url.path.startswith("/auth"):  # RFC 6749 §4.1.2.1 names this case
+            text = mapped.detail if isinstance(mapped.detail, str) else "retry later"
+            return await _oauth_error(
+                request,
+                OAuthError(
+                    "temporarily_unavailable", text, status_code=mapped.status_code, headers=mapped.headers
+                ),
+            )
+        return await _gateway_error(request, mapped)
+
+    for error_class in translated:
+        app.add_exception_handler(error_class, _translated)
+
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> Response:
-        request_id = getattr(request.state, "request_id", "-")
-        log.error(
-            "unhandled error",
-            extra={"error_type": type(exc).__name__, "request_id": request_id},
-            exc_info=exc,
-        )
-        text = f"internal error (request id {request_id})"
-        headers = {"X-Request-ID": request_id}
-        if _is_fhir(request):
-            return _fhir_response(FhirError(500, "exception", text, headers=headers))
-        return JSONResponse({"detail": text}, status_code=500, headers=headers)
+        return _internal_error(request, exc)
+
+
+def _internal_error(request: Request, exc: Exception) -> Response:
+    request_id = getattr(request.state, "request_id", "-")
+    log.error(
+        "unhandled error",
+        extra={"error_type": type(exc).__name__, "request_id": request_id},
+        exc_info=exc,
+    )
+    text = f"internal error (request id {request_id})"
+    headers = {"X-Request-ID": request_id}
+    if _is_fhir(request):
+        return _fhir_response(FhirError(500, "exception", text, headers=headers))
+    return JSONResponse({"detail": text}, status_code=500, headers=headers)
