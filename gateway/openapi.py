@@ -235,7 +235,9 @@ def record_api_examples(path: str, method: str, settings: Settings) -> dict[str,
 
 def envelope_example(kind: str, outcome: str | None = None) -> dict[str, Any]:
     external_id, record = RECORD_EXAMPLES[kind]
-    stored = ALL_KINDS[kind].model_validate(record).model_dump(mode="json", exclude_none=True)  # with defaults
+    stored = (
+        ALL_KINDS[kind].model_validate(record).model_dump(mode="json", exclude_none=True)
+    )  # with defaults
     return {
         "kind": kind,
         "id": external_id,
