@@ -51,9 +51,10 @@ def build_openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
     for route in iter_route_contexts(app.routes):  # included routers' routes with their prefixes
         if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
             continue
-        for method in route.methods:
-            operation = schema["paths"][route.path_format][method.lower()]
-            _document(operation, route.path_format, route.dependant, method, settings)
+        path = route.path_format or ""
+        for method in route.methods or ():
+            operation = schema["paths"][path][method.lower()]
+            _document(operation, path, route.dependant, method, settings)
     return schema
 
 
