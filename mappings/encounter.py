@@ -17,10 +17,13 @@ Encounter (id part ""), always:
 Procedure (id part "procedure"), only for sessions that took place (status completed or in-progress):
   * preparation / integration sessions, unless ``psychotherapy_minutes`` is 0: psychotherapy,
     SNOMED 75516001 plus the time-based CPT code as a second coding when the minutes give one;
-  * dosing sessions with ``psychotherapy_minutes`` > 0: the same psychotherapy Procedure;
-  * IV dosing sessions without psychotherapy minutes: the infusion, CPT 96365 (P);
-  * nothing for assessment sessions (the evaluation is the Encounter's type), for other dosing sessions
-    (the MedicationAdministration records what was given) or for planned / cancelled sessions.
+  * dosing sessions: the session's monitoring, CPT 0820T (P), over the session's period. 0820T includes the
+    psychotherapy given during the session ("monitoring and intervention (eg, psychotherapy, crisis
+    intervention), as needed"), so a dosing session never gets a psychotherapy Procedure or a 9083x code:
+    its ``psychotherapy_minutes`` go into ``Procedure.note`` as part of the 0820T service;
+  * nothing for assessment sessions (the evaluation is the Encounter's type) or planned / cancelled sessions.
+The IV infusion (CPT 96365) is not the session's: it is the dose's own Procedure, over the infusion's period
+(mappings/medication_administration.py).
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ from __future__ import annotations
 from typing import Any
 
 from mappings.codes.cpt import (
-    IV_INFUSION_INITIAL_HOUR,
     PSYCHEDELIC_THERAPY_MONITORING,
     PSYCHIATRIC_DIAGNOSTIC_EVALUATION,
     psychotherapy_code,
@@ -37,7 +39,7 @@ from mappings.codes.hl7 import AMBULATORY, PRIMARY_PERFORMER
 from mappings.codes.snomed import PSYCHOTHERAPY
 from mappings.context import MappingContext
 from mappings.fhir import Encounter, Procedure, validated
-from mappings.records import Modality, SessionKind, SessionRecord, SessionStatus
+from mappings.records import SessionKind, SessionRecord, SessionStatus
 
 KIND = "sessions"
 PROCEDURE_PART = "procedure"
@@ -63,6 +65,7 @@ TYPE_TEXT: dict[SessionKind, str] = {
     SessionKind.assessment: "KAP assessment session",
 }
 PSYCHOTHERAPY_KINDS = frozenset({SessionKind.preparation, SessionKind.integration})
+MONITORING_TEXT = "Continuous in-person monitoring and intervention during the dosing session"
 
 
 def related_keys(record: SessionRecord) -> list[tuple[str, str]]:
@@ -89,15 +92,23 @@ def procedure_code(record: SessionRecord) -> dict[str, Any] | None:
     if record.status not in PROCEDURE_STATUS:
         return None
     minutes = record.psychotherapy_minutes
-    psychotherapy = (record.kind in PSYCHOTHERAPY_KINDS and minutes != 0) or (
-        record.kind is SessionKind.dosing and minutes is not None and minutes > 0
-    )
-    if psychotherapy:
+    if record.kind in PSYCHOTHERAPY_KINDS and minutes != 0:
         cpt = psychotherapy_code(minutes)
         return {"coding": [PSYCHOTHERAPY, *([cpt] if cpt else [])], "text": "Psychotherapy"}
-    if record.kind is SessionKind.dosing and record.modality is Modality.iv:
-        return {"coding": [IV_INFUSION_INITIAL_HOUR], "text": "Intravenous ketamine infusion"}
+    if record.kind is SessionKind.dosing:
+        return {"coding": [PSYCHEDELIC_THERAPY_MONITORING], "text": MONITORING_TEXT}
     return None
+
+
+def procedure_note(record: SessionRecord) -> str | None:
+    """The psychotherapy minutes of a dosing session, reported within 0820T (None when there are none)."""
+    minutes = record.psychotherapy_minutes
+    if record.kind is not SessionKind.dosing or not minutes:
+        return None
+    return (
+        f"Includes {minutes} minutes of psychotherapy during the dosing session, part of the 0820T monitoring "
+        "and intervention (not a separate psychotherapy service)."
+    )
 
 
 def to_fhir_session(
@@ -142,6 +153,9 @@ def to_fhir_session(
         }
         if practitioner is not None:
             procedure["performer"] = [{"actor": practitioner}]
+        note = procedure_note(record)
+        if note is not None:
+            procedure["note"] = [{"text": note}]
         resources.append(validated(Procedure, procedure))
     return resources
 

@@ -1,24 +1,43 @@
-"""Clinic dose record -> MedicationAdministration (base R4; US Core 6.1 has no MedicationAdministration).
+"""Clinic dose record -> MedicationAdministration (base R4; US Core 6.1 has no MedicationAdministration),
+plus, for an IV infusion of more than 15 minutes, its US Core Procedure (CPT 96365).
 
 Shape follows QI-Core MedicationAdministration (docs/codes.md, US Core profiles), spec:
-https://hl7.org/fhir/R4/medicationadministration.html. No ``meta.profile`` (no US Core profile applies).
+https://hl7.org/fhir/R4/medicationadministration.html. No ``meta.profile`` on the MedicationAdministration
+(no US Core profile applies); the infusion Procedure declares
+http://hl7.org/fhir/us/core/StructureDefinition/us-core-procedure
+(https://hl7.org/fhir/us/core/STU6.1/StructureDefinition-us-core-procedure.html).
+
+Salt and base: ``dose_mg`` and ``unit_strength_mg`` are mg of the base (ketamine, esketamine), as the
+labels of ketamine hydrochloride injection and Spravato state their strengths and as RxNorm names them
+("ketamine 50 MG/ML Injectable Solution"). So the product is named as the hydrochloride it is, and the
+ingredient as the base the mg refer to: "ketamine (as ketamine hydrochloride)" (docs/codes.md, RxNorm).
 
 Medication pattern — always a contained Medication ``#med`` referenced by ``medicationReference``, so every
 dose has the same shape and a lot number always sits in ``Medication.batch.lotNumber``:
-  * esketamine: code RxNorm 2201625 "esketamine Nasal Spray [Spravato]" (P), form text "nasal spray";
+  * esketamine: code RxNorm 2201625 "esketamine Nasal Spray [Spravato]" (P), form text "nasal spray",
+    ingredient "esketamine (as esketamine hydrochloride)";
   * ketamine IV/IM injection: code text "ketamine hydrochloride injection" and NO RxNorm coding (the ketamine
-    IN 6130 and the strength of the injection SCDs 238082-238084 are unverified: docs/codes.md, Deliberately
-    not used (unverified));
+    IN 6130 is unverified, and the injection SCDs 238082-238084 are per concentration, which a dose record
+    does not carry: docs/codes.md, Deliberately not used (unverified)); ingredient "ketamine (as ketamine
+    hydrochloride)";
   * any other ketamine product (compounded troche / tablet / oral solution / nasal spray): code text like
-    "ketamine HCl 100 mg sublingual troche (compounded)", form text, and an ingredient "ketamine
-    hydrochloride" (text only: RxNorm IN 6130 is U) with strength mg per 1 {troche}/{tablet} when given.
+    "ketamine 100 mg sublingual troche (as hydrochloride; compounded)", form text, and the same text-only
+    ingredient with strength mg (base) per 1 {troche}/{tablet} when given.
 
 Other elements: subject = the session's patient; context = the session's Encounter; effectivePeriod for IV
 infusions (end = ``end``, else administered_at + infusion_minutes; start only while in progress) and for any
 dose with an ``end``, effectiveDateTime otherwise; performer = dose.practitioner_id, else the session's;
 dosage.route SNOMED (docs/codes.md, SNOMED CT; V), dosage.dose in UCUM mg, dosage.rateQuantity for IV
-infusions with ``infusion_minutes`` (``mg/kg/h`` when dose_mg_per_kg is given, else ``mg/h``), dosage.text.
+infusions with ``infusion_minutes`` (``mg/kg/h`` when dose_mg_per_kg is given, else ``mg/h``), dosage.text;
+``partOf`` = the infusion Procedure when there is one. The records model refuses an ``end`` that disagrees
+with ``infusion_minutes`` by more than a minute, so the period and the rate always agree.
 Not mapped: ``weight_kg`` (body weight is a vitals Observation; no supportingInformation is sent).
+
+Infusion Procedure (id part "infusion"): only for IV doses whose length is known (``end`` -
+``administered_at``, else ``infusion_minutes``) and over 15 minutes — CPT reports an IV administration of
+15 minutes or less as a push (96374, not sent), not as 96365 (docs/codes.md, CPT). code CPT 96365;
+status completed / stopped / in-progress as the dose's; performedPeriod = the infusion's own period (the
+MedicationAdministration's effectivePeriod), not the session's; encounter = the session's Encounter.
 """
 
 from __future__ import annotations
@@ -27,6 +46,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from mappings.codes.cpt import iv_infusion_code
 from mappings.codes.rxnorm import ESKETAMINE_NASAL_SPRAY_SPRAVATO
 from mappings.codes.snomed import (
     ROUTE_BUCCAL,
@@ -38,12 +58,23 @@ from mappings.codes.snomed import (
 )
 from mappings.codes.ucum import MG, MG_PER_HOUR, MG_PER_KG_PER_HOUR, TABLET, TROCHE, quantity
 from mappings.context import MappingContext
-from mappings.fhir import MedicationAdministration, validated
+from mappings.encounter import PROCEDURE_PROFILE
+from mappings.fhir import MedicationAdministration, Procedure, validated
 from mappings.fhir_text import fhir_string
 from mappings.records import ESKETAMINE_DEVICE_MG, DoseForm, DoseRecord, Medication, Route, SessionRecord
 
 KIND = "doses"
 CONTAINED_ID = "med"
+INFUSION_PART = "infusion"
+#: Procedure.status (R4 event-status) of the infusion by the dose's status
+PROCEDURE_STATUS: dict[str, str] = {
+    "completed": "completed",
+    "stopped": "stopped",
+    "in-progress": "in-progress",
+}
+#: the ingredient the mg of a dose refer to: the base, given as the hydrochloride (see the module docstring)
+KETAMINE_INGREDIENT = "ketamine (as ketamine hydrochloride)"
+ESKETAMINE_INGREDIENT = "esketamine (as esketamine hydrochloride)"
 #: the other records this mapping needs: the dose's session (patient, encounter, fallback performer)
 RELATED: dict[str, str] = {"session_id": "sessions"}
 
@@ -90,11 +121,15 @@ def related_keys(record: DoseRecord) -> list[tuple[str, str]]:
     return [("sessions", record.session_id)]
 
 
-def to_fhir_dose(record: DoseRecord, *, external_id: str, ctx: MappingContext) -> MedicationAdministration:
-    """The dose's MedicationAdministration (id part ""); needs ``ctx.related_record("sessions", ...)``."""
+def to_fhir_dose(
+    record: DoseRecord, *, external_id: str, ctx: MappingContext
+) -> list[MedicationAdministration | Procedure]:
+    """The dose's MedicationAdministration (id part ""), followed by its infusion Procedure (id part
+    "infusion") when it gets one; needs ``ctx.related_record("sessions", ...)``."""
     session = ctx.related_record("sessions", record.session_id)
     if not isinstance(session, SessionRecord):
         raise TypeError(f"related record sessions/{record.session_id} is not a session")
+    infusion = infusion_procedure(record, external_id=external_id, session=session, ctx=ctx)
     resource: dict[str, Any] = {
         "resourceType": "MedicationAdministration",
         "id": ctx.id_of(KIND, external_id),
@@ -110,7 +145,49 @@ def to_fhir_dose(record: DoseRecord, *, external_id: str, ctx: MappingContext) -
     performer_id = record.practitioner_id or session.practitioner_id
     if performer_id is not None:
         resource["performer"] = [{"actor": ctx.reference("practitioners", performer_id)}]
-    return validated(MedicationAdministration, resource)
+    if infusion is None:
+        return [validated(MedicationAdministration, resource)]
+    resource["partOf"] = [ctx.reference(KIND, external_id, INFUSION_PART, "Procedure")]
+    return [validated(MedicationAdministration, resource), validated(Procedure, infusion)]
+
+
+def infusion_length(record: DoseRecord) -> timedelta | None:
+    """How long an IV dose ran: ``end`` - ``administered_at``, else ``infusion_minutes`` (None if unknown)."""
+    if record.route is not Route.iv:
+        return None
+    if record.end is not None:
+        return record.end - record.administered_at
+    if record.infusion_minutes is not None:
+        return timedelta(minutes=record.infusion_minutes)
+    return None
+
+
+def infusion_procedure(
+    record: DoseRecord, *, external_id: str, session: SessionRecord, ctx: MappingContext
+) -> dict[str, Any] | None:
+    """The infusion's Procedure (CPT 96365 over the infusion's own period), or None when the CPT rule is not
+    met (not IV, length unknown, or 15 minutes or less)."""
+    code = iv_infusion_code(infusion_length(record))
+    end = infusion_end(record)
+    if code is None or end is None:
+        return None
+    identifier = ctx.identifier(KIND, external_id)
+    identifier["value"] = f"{external_id}#{INFUSION_PART}"
+    procedure: dict[str, Any] = {
+        "resourceType": "Procedure",
+        "id": ctx.id_of(KIND, external_id, INFUSION_PART),
+        "meta": {"profile": [PROCEDURE_PROFILE]},
+        "identifier": [identifier],
+        "status": PROCEDURE_STATUS[record.status],
+        "code": {"coding": [code], "text": "Intravenous ketamine infusion"},
+        "subject": ctx.reference("patients", session.patient_id),
+        "encounter": ctx.reference("sessions", record.session_id),
+        "performedPeriod": {"start": record.administered_at, "end": end},
+    }
+    performer_id = record.practitioner_id or session.practitioner_id
+    if performer_id is not None:
+        procedure["performer"] = [{"actor": ctx.reference("practitioners", performer_id)}]
+    return procedure
 
 
 def medication(record: DoseRecord) -> dict[str, Any]:
@@ -122,16 +199,16 @@ def medication(record: DoseRecord) -> dict[str, Any]:
             "text": "esketamine nasal spray (Spravato)",
         }
         med["form"] = {"text": FORM_TEXT[DoseForm.nasal_spray]}
-        med["ingredient"] = [{"itemCodeableConcept": {"text": "esketamine hydrochloride"}}]
+        med["ingredient"] = [{"itemCodeableConcept": {"text": ESKETAMINE_INGREDIENT}}]
     elif record.route in INJECTION_ROUTES and record.form in (None, DoseForm.solution):
         med["code"] = {"text": "ketamine hydrochloride injection"}
         med["form"] = {"text": "injectable solution"}
-        med["ingredient"] = [{"itemCodeableConcept": {"text": "ketamine hydrochloride"}}]
+        med["ingredient"] = [{"itemCodeableConcept": {"text": KETAMINE_INGREDIENT}}]
     else:
         med["code"] = {"text": compounded_name(record)}
         if record.form is not None:
             med["form"] = {"text": FORM_TEXT[record.form]}
-        ingredient: dict[str, Any] = {"itemCodeableConcept": {"text": "ketamine hydrochloride"}}
+        ingredient: dict[str, Any] = {"itemCodeableConcept": {"text": KETAMINE_INGREDIENT}}
         if record.unit_strength_mg is not None and record.form in UNIT_OF_FORM:
             unit = UNIT_OF_FORM[record.form]
             ingredient["strength"] = {
@@ -145,8 +222,8 @@ def medication(record: DoseRecord) -> dict[str, Any]:
 
 
 def compounded_name(record: DoseRecord) -> str:
-    """E.g. "ketamine HCl 100 mg sublingual troche (compounded)"."""
-    parts = ["ketamine HCl"]
+    """E.g. "ketamine 100 mg sublingual troche (as hydrochloride; compounded)" (the mg are ketamine base)."""
+    parts = ["ketamine"]
     if record.unit_strength_mg is not None:
         parts.append(f"{number(record.unit_strength_mg)} mg")
     route = ROUTE_ADJECTIVE[record.route]
@@ -155,7 +232,7 @@ def compounded_name(record: DoseRecord) -> str:
         parts.append(route)
     if form is not None:
         parts.append(form)
-    parts.append("(compounded)")
+    parts.append("(as hydrochloride; compounded)")
     return " ".join(parts)
 
 

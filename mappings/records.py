@@ -9,7 +9,7 @@ each model declares its cross-record references in ``references`` so that check 
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -21,12 +21,13 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from mappings.fhir_text import fhir_string
 from mappings.instruments import INSTRUMENTS, InstrumentError, Score, get_instrument
@@ -224,6 +225,59 @@ class DoseForm(StrEnum):
 
 
 ESKETAMINE_DEVICE_MG = 28
+#: how far ``end`` - ``administered_at`` may differ from ``infusion_minutes`` (``infusion_minutes`` is whole
+#: minutes, so an end up to a minute either side is the same infusion; docs/codes.md, CPT)
+INFUSION_END_TOLERANCE = timedelta(minutes=1)
+
+DOSE_MG_DESCRIPTION = (
+    "Total dose given, in mg of the base (ketamine or esketamine), not of the hydrochloride salt: the "
+    "strengths of ketamine hydrochloride injection and of Spravato are labelled as the base (e.g. 50 mg/mL "
+    "ketamine as the hydrochloride; 28 mg esketamine per device = 32.3 mg esketamine hydrochloride), as "
+    "RxNorm names them (docs/codes.md, RxNorm)."
+)
+UNIT_STRENGTH_DESCRIPTION = (
+    "Strength of one troche or tablet, in mg of ketamine base (as dose_mg); a pharmacy label giving mg of "
+    "ketamine hydrochloride must be converted (1 mg ketamine HCl = 0.867 mg ketamine base)."
+)
+END_DESCRIPTION = (
+    "When the administration ended (an infusion's stop time). With infusion_minutes it must agree to within "
+    "1 minute: end - administered_at = infusion_minutes."
+)
+INFUSION_MINUTES_DESCRIPTION = (
+    "How long the IV infusion actually ran, in whole minutes (iv only); dose_mg is what ran in that time, "
+    "and the rate sent is derived from it. With end it must agree to within 1 minute."
+)
+
+
+def _minutes_text(length: timedelta) -> str:
+    """E.g. "41 min", "41 min 1 s", "-5 min"."""
+    seconds = round(length.total_seconds())
+    sign, seconds = ("-" if seconds < 0 else ""), abs(seconds)
+    text = f"{sign}{seconds // 60} min"
+    return text + (f" {seconds % 60} s" if seconds % 60 else "")
+
+
+def _infusion_length_agrees(administered_at: AwareDatetime, end: AwareDatetime, minutes: int) -> None:
+    """Refuses an infusion whose period (administered_at .. end) and infusion_minutes disagree.
+
+    Both fields are named (``end`` and ``infusion_minutes``): either may be the wrong one.
+    """
+    length = end - administered_at
+    if abs(length - timedelta(minutes=minutes)) <= INFUSION_END_TOLERANCE:
+        return
+    error = PydanticCustomError(
+        "infusion_length",
+        "end is {length} after administered_at but infusion_minutes is {minutes} (they must agree to "
+        "within 1 minute)",
+        {"length": _minutes_text(length), "minutes": minutes},
+    )
+    raise ValidationError.from_exception_data(
+        "DoseRecord",
+        [
+            InitErrorDetails(type=error, loc=("end",), input=end.isoformat()),
+            InitErrorDetails(type=error, loc=("infusion_minutes",), input=minutes),
+        ],
+    )
 
 
 class DoseRecord(RecordModel):
@@ -233,17 +287,21 @@ class DoseRecord(RecordModel):
     session_id: ExternalId
     medication: Medication
     route: Route
-    dose_mg: Annotated[float, Field(gt=0)]
+    dose_mg: Annotated[float, Field(gt=0)] = Field(description=DOSE_MG_DESCRIPTION)
     administered_at: AwareDatetime
-    end: AwareDatetime | None = None
+    end: AwareDatetime | None = Field(default=None, description=END_DESCRIPTION)
     weight_kg: Annotated[float, Field(ge=2, le=400)] | None = None
     dose_mg_per_kg: Annotated[float, Field(gt=0, le=10)] | None = None
-    infusion_minutes: Annotated[int, Field(ge=1, le=600)] | None = None
+    infusion_minutes: Annotated[int, Field(ge=1, le=600)] | None = Field(
+        default=None, description=INFUSION_MINUTES_DESCRIPTION
+    )
     lot_number: (
         Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(fhir_string)] | None
     ) = None
     form: DoseForm | None = None
-    unit_strength_mg: Annotated[float, Field(gt=0, le=2000)] | None = None
+    unit_strength_mg: Annotated[float, Field(gt=0, le=2000)] | None = Field(
+        default=None, description=UNIT_STRENGTH_DESCRIPTION
+    )
     practitioner_id: ExternalId | None = None
     status: Literal["completed", "stopped", "in-progress"] = "completed"
 
@@ -259,6 +317,8 @@ class DoseRecord(RecordModel):
                 )
         if self.infusion_minutes is not None and self.route is not Route.iv:
             raise PydanticCustomError("infusion_route", "infusion_minutes applies to the iv route only")
+        if self.end is not None and self.infusion_minutes is not None:
+            _infusion_length_agrees(self.administered_at, self.end, self.infusion_minutes)
         if self.weight_kg is not None and self.dose_mg_per_kg is not None:
             expected = self.weight_kg * self.dose_mg_per_kg
             if abs(expected - self.dose_mg) > max(1.0, 0.05 * expected):

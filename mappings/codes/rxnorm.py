@@ -18,6 +18,7 @@ ESKETAMINE_NASAL_SPRAY_SPRAVATO: Final = {
     "display": "esketamine Nasal Spray [Spravato]",
 }
 
-#: Left out on purpose (docs/codes.md, Deliberately not used (unverified)): ketamine IN 6130 (U), esketamine
-#: IN (U), the ketamine HCl injection SCDs 238082/238083/238084 (strength mapping inferred, U) and the Ketalar
-#: SBDs (term type U).
+#: Left out on purpose (docs/codes.md, RxNorm: ketamine codes checked (2026-12-02)): ketamine IN 6130 (U: no
+#: stored source), esketamine IN (U), the ketamine HCl injection SCDs 238082 / 238083 / 238084 (openFDA links
+#: them to 10 / 100 / 50 mg/mL products, but name and term type were not confirmed at NLM, and a dose record
+#: has no concentration to choose one) and the Ketalar RxCUIs 206967 / 206970 / 206972 (term type U).

@@ -20,7 +20,7 @@ from tests.mappings.outbound_checks import (
     profile_errors,
 )
 
-GOLDEN = ["session-dosing-iv", "session-integration"]
+GOLDEN = ["session-dosing-iv", "session-dosing-sublingual", "session-integration"]
 CPT = "http://www.ama-assn.org/go/cpt"
 SNOMED = "http://snomed.info/sct"
 
@@ -109,6 +109,7 @@ def test_encounter_type(ctx, fields: dict, type_codes: list, text: str | None) -
 
 
 PSYCHOTHERAPY = (SNOMED, "75516001")
+MONITORING = (CPT, "0820T")
 
 
 @pytest.mark.parametrize(
@@ -132,22 +133,29 @@ PSYCHOTHERAPY = (SNOMED, "75516001")
             id="in-progress",
         ),
         pytest.param({"kind": "assessment"}, None, id="assessment"),
-        pytest.param({"kind": "dosing", "modality": "iv"}, [(CPT, "96365")], id="dosing-iv"),
+        # dosing sessions: the session's 0820T monitoring (which includes any psychotherapy), never the
+        # IV infusion (that is the dose's own Procedure) and never a separate psychotherapy code
+        pytest.param({"kind": "dosing", "modality": "iv"}, [MONITORING], id="dosing-iv"),
         pytest.param(
-            {"kind": "dosing", "modality": "iv", "psychotherapy_minutes": 0}, [(CPT, "96365")], id="iv-0min"
+            {"kind": "dosing", "modality": "iv", "psychotherapy_minutes": 0}, [MONITORING], id="iv-0min"
         ),
         pytest.param(
             {"kind": "dosing", "modality": "iv", "psychotherapy_minutes": 60},
-            [PSYCHOTHERAPY, (CPT, "90837")],
+            [MONITORING],
             id="dosing-iv-with-psychotherapy",
         ),
         pytest.param(
             {"kind": "dosing", "modality": "sublingual", "psychotherapy_minutes": 40},
-            [PSYCHOTHERAPY, (CPT, "90834")],
+            [MONITORING],
             id="dosing-sublingual-with-psychotherapy",
         ),
-        pytest.param({"kind": "dosing", "modality": "intranasal"}, None, id="dosing-intranasal"),
-        pytest.param({"kind": "dosing"}, None, id="dosing-modality-unknown"),
+        pytest.param({"kind": "dosing", "modality": "intranasal"}, [MONITORING], id="dosing-intranasal"),
+        pytest.param({"kind": "dosing"}, [MONITORING], id="dosing-modality-unknown"),
+        pytest.param(
+            {"kind": "dosing", "modality": "iv", "status": "in-progress"},
+            [MONITORING],
+            id="dosing-iv-in-progress",
+        ),
         pytest.param(
             {"kind": "dosing", "modality": "iv", "status": "cancelled"}, None, id="dosing-iv-cancelled"
         ),
@@ -167,6 +175,38 @@ def test_which_sessions_get_a_procedure(ctx, fields: dict, procedure_codes: list
     assert procedure["encounter"] == {"reference": f"Encounter/{encounter['id']}"}
     assert procedure["status"] == ("in-progress" if fields.get("status") == "in-progress" else "completed")
     assert procedure["performedPeriod"] == encounter["period"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "note"),
+    [
+        pytest.param(
+            {"kind": "dosing", "modality": "iv", "psychotherapy_minutes": 60},
+            "Includes 60 minutes of psychotherapy during the dosing session, part of the 0820T monitoring "
+            "and intervention (not a separate psychotherapy service).",
+            id="dosing-60min",
+        ),
+        pytest.param(
+            {"kind": "dosing", "modality": "sublingual", "psychotherapy_minutes": 120},
+            "Includes 120 minutes of psychotherapy during the dosing session, part of the 0820T monitoring "
+            "and intervention (not a separate psychotherapy service).",
+            id="dosing-120min",
+        ),
+        pytest.param(
+            {"kind": "dosing", "modality": "iv", "psychotherapy_minutes": 0}, None, id="dosing-0min"
+        ),
+        pytest.param({"kind": "dosing", "modality": "iv"}, None, id="dosing-minutes-unknown"),
+        pytest.param({"kind": "integration", "psychotherapy_minutes": 60}, None, id="integration"),
+    ],
+)
+def test_dosing_psychotherapy_minutes_are_part_of_0820t(ctx, fields: dict, note: str | None) -> None:
+    resources = [as_json(r) for r in to_fhir_session(session(**fields), external_id="s", ctx=ctx)]
+    procedures = [r for r in resources if r["resourceType"] == "Procedure"]
+    [procedure] = procedures  # one Procedure per session: never a second one for the same minutes
+    assert procedure.get("note") == ([{"text": note}] if note else None)
+    if fields["kind"] == "dosing":
+        coded = {c["code"] for c in procedure["code"]["coding"]}
+        assert coded == {"0820T"}  # no 75516001 / 90832-90837 beside 0820T
 
 
 def test_participant_and_performer_only_with_a_practitioner(ctx) -> None:
@@ -216,6 +256,10 @@ def test_any_session_maps_to_valid_fhir(record: SessionRecord, external_id: str)
     assert [r["resourceType"] for r in rest] in ([], ["Procedure"])
     if rest:
         assert record.status.value in ("completed", "in-progress")
+        # a session never claims the IV infusion (96365 is the dose's, over the infusion's own period)
+        assert "96365" not in {c["code"] for c in rest[0]["code"]["coding"]}
+        if record.kind == "dosing":
+            assert [c["code"] for c in rest[0]["code"]["coding"]] == ["0820T"]
 
 
 @pytest.mark.parametrize(

@@ -214,3 +214,68 @@ def test_gad7_item_2_accepts_both_loinc_answer_codes(clinic) -> None:
     bad = clinic.put("assessments", "gad-2", {**base, "items": {**base["items"], "2": "LA6571-8"}})
     assert bad.status_code == 422
     assert ["body", "items", "2"] in [e["loc"] for e in bad.json()["detail"]]
+
+
+@pytest.mark.parametrize(
+    ("end", "status"),
+    [
+        pytest.param("2026-11-02T09:56:00-08:00", 201, id="within-a-minute"),
+        pytest.param("2026-11-02T09:56:01-08:00", 422, id="a-minute-and-a-second-late"),
+        pytest.param("2026-11-02T09:53:59-08:00", 422, id="a-minute-and-a-second-early"),
+        pytest.param("2026-11-02T10:15:00-08:00", 422, id="an-hour-against-40-minutes"),
+    ],
+)
+def test_dose_end_contradicting_infusion_minutes_is_refused(clinic, engine, end: str, status: int) -> None:
+    load_course(clinic)
+    before = record_count(engine)
+    response = clinic.put("doses", "dose-002", {**DOSE, "end": end})  # DOSE: 09:15, infusion_minutes 40
+    assert response.status_code == status, response.text
+    if status == 201:
+        assert record_count(engine) == before + 1
+        return
+    assert response.headers["content-type"] == "application/json"
+    detail = response.json()["detail"]
+    assert [e["loc"] for e in detail] == [["body", "end"], ["body", "infusion_minutes"]]
+    assert {e["type"] for e in detail} == {"infusion_length"}
+    assert record_count(engine) == before
+    assert clinic.get("/api/v1/doses/dose-002").status_code == 404
+
+
+def test_iv_dose_sends_its_infusion_procedure_over_the_infusion_period(clinic) -> None:
+    load_course(clinic)
+    bundle = clinic.get("/api/v1/doses/dose-001/fhir").json()
+    resources = {entry["resource"]["resourceType"]: entry["resource"] for entry in bundle["entry"]}
+    procedure = resources["Procedure"]
+    assert [c["code"] for c in procedure["code"]["coding"]] == ["96365"]
+    assert procedure["performedPeriod"] == {"start": DOSE["administered_at"], "end": DOSE["end"]}
+    assert resources["MedicationAdministration"]["partOf"] == [{"reference": f"Procedure/{procedure['id']}"}]
+    session = {
+        e["resource"]["resourceType"]: e["resource"]
+        for e in clinic.get("/api/v1/sessions/ses-001/fhir").json()["entry"]
+    }
+    assert "96365" not in str(session.get("Procedure", {}))
+
+
+def test_shortening_an_infusion_to_a_push_retires_its_procedure(clinic) -> None:
+    load_course(clinic)
+    [procedure] = [
+        e["resource"]
+        for e in clinic.get("/api/v1/doses/dose-001/fhir").json()["entry"]
+        if e["resource"]["resourceType"] == "Procedure"
+    ]
+    push = {
+        **DOSE,
+        "infusion_minutes": 10,
+        "end": "2026-11-02T09:25:00-08:00",
+    }  # 15 minutes or less: no 96365
+    assert clinic.put("doses", "dose-001", push).status_code == 200
+    current = {
+        e["resource"]["resourceType"]: e["resource"]
+        for e in clinic.get("/api/v1/doses/dose-001/fhir").json()["entry"]
+    }
+    assert "partOf" not in current["MedicationAdministration"]
+    # the record no longer maps to it: its last version says entered-in-error, so an EHR that has it drops it
+    assert (current["Procedure"]["id"], current["Procedure"]["status"]) == (
+        procedure["id"],
+        "entered-in-error",
+    )

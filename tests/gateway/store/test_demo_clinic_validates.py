@@ -53,6 +53,36 @@ def test_full_demo_clinic_passes_independent_validation(engine, settings, profil
         "Practitioner",
     } <= set(counts)
 
+    # dose and session coding: each IV infusion's 96365 Procedure covers exactly its administration's own
+    # period; dosing sessions carry 0820T only (the psychotherapy is part of it, never coded beside it)
+    by_ref = {f"{r['resourceType']}/{r['id']}": r for r in resources}
+    infusions = [
+        r for r in resources if r["resourceType"] == "Procedure" and "96365" in json.dumps(r["code"])
+    ]
+    iv_doses = [
+        r
+        for r in resources
+        if r["resourceType"] == "MedicationAdministration" and "47625008" in json.dumps(r["dosage"]["route"])
+    ]
+    assert iv_doses and len(infusions) == len(iv_doses)  # every demo infusion runs 40 minutes
+    for administration in iv_doses:
+        [part_of] = administration["partOf"]
+        assert by_ref[part_of["reference"]]["performedPeriod"] == administration["effectivePeriod"]
+    dosing_encounters = {
+        f"Encounter/{r['id']}"
+        for r in resources
+        if r["resourceType"] == "Encounter" and "0820T" in json.dumps(r)
+    }
+    session_procedures = [
+        r
+        for r in resources
+        if r["resourceType"] == "Procedure"
+        and r["encounter"]["reference"] in dosing_encounters
+        and r not in infusions
+    ]
+    assert session_procedures
+    assert all([c["code"] for c in r["code"]["coding"]] == ["0820T"] for r in session_procedures)
+
     problems: list[str] = []
     requests = []
     for resource in resources:
