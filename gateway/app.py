@@ -15,6 +15,7 @@ from gateway.core.errors import install_error_handlers
 from gateway.db.engine import DATABASE_ERRORS, busy_error, make_engine, ping
 from gateway.db.migrate import upgrade
 from gateway.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from gateway.openapi import install_openapi
 
 DESCRIPTION = """
 FHIR R4 gateway for ketamine-assisted psychotherapy (KAP) clinics.
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, *, migrate_sqlite: bool = True)
     app.state.settings = settings
     app.state.engine = engine
     install_error_handlers(app, translated=DATABASE_ERRORS, translate=busy_error)
+    install_openapi(app, settings)
     app.include_router(auth_router)
     app.include_router(clinic_router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

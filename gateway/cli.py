@@ -1,16 +1,24 @@
-"""``kap-gateway``: serve, worker, db upgrade, clinics, clients, demo."""
+"""``kap-gateway``: serve, worker, db upgrade, clinics, clients, demo.
+
+An operator's mistake (a clinic that exists or is unknown, a bad slug, invalid ``KAPGW_`` settings, a
+database that cannot be reached or is not migrated) prints one line, ``error: ...``, on stderr and exits
+with status 1; only a bug shows a traceback.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date
-from typing import TYPE_CHECKING, Annotated
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 
-from gateway.core.config import get_settings
+from gateway.core.config import Settings, get_settings
+from gateway.core.errors import GatewayError
 from gateway.core.logging import configure_logging
 
 if TYPE_CHECKING:
@@ -23,6 +31,45 @@ clients_app = typer.Typer(help="OAuth clients", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(clinics_app, name="clinics")
 app.add_typer(clients_app, name="clients")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def describe_operator_error(error: BaseException) -> str | None:
+    """The one line for an operator's mistake, or None for an error that is a bug."""
+    from gateway.db.diagnose import describe_database_error
+
+    if isinstance(error, GatewayError) and isinstance(error.detail, str):
+        return error.detail
+    if isinstance(error, ValidationError) and error.title == Settings.__name__:
+        return "settings: " + "; ".join(_setting_problem(e) for e in error.errors())
+    if isinstance(error, OSError) and error.filename:
+        return f"{error.filename}: {error.strerror}"
+    return describe_database_error(error)
+
+
+def _setting_problem(error: Any) -> str:
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not error["loc"]:
+        return message
+    return f"KAPGW_{str(error['loc'][0]).upper()}: {message}"
+
+
+def operator_errors(command: F) -> F:
+    """Turns an operator's mistake in ``command`` into one line on stderr and exit status 1."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except Exception as error:
+            message = describe_operator_error(error)
+            if message is None:
+                raise
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(1) from None
+
+    return run  # type: ignore[return-value]
 
 
 @contextmanager
@@ -49,7 +96,40 @@ def _session() -> Iterator[Session]:
             yield session
 
 
+@contextmanager
+def _progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr (shown on a terminal only); yields ``update(done, total)``."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    console = Console(stderr=True)
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
+        task = progress.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update
+
+
 @app.command()
+@operator_errors
 def serve(
     host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
@@ -76,6 +156,7 @@ def serve(
 
 
 @db_app.command("upgrade")
+@operator_errors
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply the Alembic migrations up to REVISION (default head)."""
     from gateway.db.migrate import current_revision, upgrade
@@ -86,6 +167,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
 
 
 @clinics_app.command("create")
+@operator_errors
 def clinics_create(
     slug: Annotated[str, typer.Option(help="short id, e.g. bright-path")],
     name: Annotated[str, typer.Option(help="display name")],
@@ -99,6 +181,7 @@ def clinics_create(
 
 
 @clinics_app.command("list")
+@operator_errors
 def clinics_list() -> None:
     """List clinics."""
     from gateway.db.repositories.clinics import list_clinics
@@ -109,6 +192,7 @@ def clinics_list() -> None:
 
 
 @clients_app.command("create")
+@operator_errors
 def clients_create(
     kind: Annotated[str, typer.Option(help="client kind: clinic")],
     clinic: Annotated[str, typer.Option(help="clinic slug")],
@@ -125,18 +209,27 @@ def clients_create(
 
 
 @app.command()
+@operator_errors
 def demo(
     patients: Annotated[int, typer.Option(min=1, max=5000)] = 20,
     seed: Annotated[int, typer.Option()] = 0,
     slug: Annotated[str, typer.Option(help="demo clinic slug")] = "demo",
-    start: Annotated[str, typer.Option(help="first course date, YYYY-MM-DD")] = "2026-01-05",
+    start: Annotated[
+        datetime, typer.Option(formats=["%Y-%m-%d"], help="first course date, YYYY-MM-DD")
+    ] = datetime(2026, 1, 5),
 ) -> None:
     """Create the demo clinic, load synthetic KAP courses through the records service, create a client."""
     from gateway.demo import load_demo
 
-    with _session() as session:
+    with _session() as session, _progress_bar("loading records") as progress:
         summary = load_demo(
-            session, get_settings(), slug=slug, patients=patients, seed=seed, start=date.fromisoformat(start)
+            session,
+            get_settings(),
+            slug=slug,
+            patients=patients,
+            seed=seed,
+            start=start.date(),
+            progress=progress,
         )
     base = get_settings().base_url
     typer.echo(json.dumps(summary.counts, indent=2))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -29,11 +30,16 @@ def load_demo(
     seed: int,
     start: date,
     batch_size: int = 500,
+    progress: Callable[[int, int], None] | None = None,
 ) -> DemoSummary:
+    """Loads the demo clinic; ``progress(done, total)`` is called before the first batch and after each."""
     clinic = get_clinic(session, slug=slug) or create_clinic(session, slug=slug, name="Demo KAP Clinic")
     assert clinic.id is not None
     scope = services.ClinicScope(pk=clinic.id, slug=clinic.slug, name=clinic.name)
     generated = generate_clinic(patients=patients, seed=seed, start=start)
+    done = 0
+    if progress:
+        progress(done, len(generated))
     for batch in generated.batches(batch_size):
         services.run_batch(
             session,
@@ -41,6 +47,9 @@ def load_demo(
             clinic=scope,
             entries=[services.BatchEntry(kind, external_id, record) for kind, external_id, record in batch],
         )
+        done += len(batch)
+        if progress:
+            progress(done, len(generated))
     client = create_clinic_client(session, clinic_slug=slug, name="demo client")
     return DemoSummary(
         counts=generated.counts(), client_id=client.client_id, client_secret=client.client_secret

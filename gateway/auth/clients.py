@@ -7,12 +7,24 @@ from dataclasses import dataclass
 
 from gateway.auth import credentials
 from gateway.auth.service import CLINIC_SCOPE
-from gateway.core.errors import ConflictError, NotFoundError
+from gateway.core.errors import ConflictError, GatewayError, NotFoundError
 from gateway.db.engine import Session
 from gateway.db.repositories import clinics as clinic_repo
 from gateway.db.tables import ClientRow, ClinicRow, utcnow
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+NAME_MAX = 200
+
+
+class InvalidNameError(GatewayError):
+    """A clinic slug or a clinic or client name that cannot be used."""
+
+    status_code = 422
+
+
+def _check_name(name: str, what: str) -> None:
+    if not name.strip() or len(name) > NAME_MAX:
+        raise InvalidNameError(f"{what} name: 1 to {NAME_MAX} characters")
 
 
 @dataclass(frozen=True)
@@ -23,7 +35,10 @@ class NewClient:
 
 def create_clinic(session: Session, *, slug: str, name: str) -> ClinicRow:
     if not SLUG.fullmatch(slug):
-        raise ValueError("slug: lowercase letters, digits and '-', 1-63 characters")
+        raise InvalidNameError(
+            f"slug {slug!r}: lowercase letters, digits and '-', 1-63 characters, not starting with '-'"
+        )
+    _check_name(name, "clinic")
     if clinic_repo.get_clinic(session, slug=slug) is not None:
         raise ConflictError(f"clinic {slug} exists")
     row = clinic_repo.add_clinic(session, slug=slug, name=name)
@@ -32,6 +47,7 @@ def create_clinic(session: Session, *, slug: str, name: str) -> ClinicRow:
 
 
 def create_clinic_client(session: Session, *, clinic_slug: str, name: str) -> NewClient:
+    _check_name(name, "client")
     clinic = clinic_repo.get_clinic(session, slug=clinic_slug)
     if clinic is None or clinic.id is None:
         raise NotFoundError(f"clinic {clinic_slug} is not known")

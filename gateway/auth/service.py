@@ -81,7 +81,11 @@ def issue_token(session: Session, settings: Settings, *, request: TokenRequest) 
             "invalid_client", "client authentication is required (client_secret_basic)", status_code=401
         )
     attempt = throttle.count_attempt(session, settings, client_id=client_id, address=request.address)
-    client = clinic_repo.get_client(session, client_id=client_id) if attempt.retry_after is None else None
+    client = None
+    if attempt.retry_after is None and _could_exist(client_id):
+        client = clinic_repo.get_client(session, client_id=client_id)
+        if client is not None:
+            session.expunge(client)  # loaded as is: nothing reloads it (and opens a transaction) later
     session.commit()  # no transaction stays open through the password hash
     if attempt.retry_after is not None:
         raise OAuthError(
@@ -118,6 +122,11 @@ def _grant_handler(request: TokenRequest) -> GrantHandler:
             "invalid_request", "send client credentials in the Authorization header (client_secret_basic)"
         )
     return handler
+
+
+def _could_exist(client_id: str) -> bool:
+    """Whether the id can name a client at all (ids are printable; PostgreSQL text cannot hold NUL)."""
+    return len(client_id) <= 255 and all(" " <= ch != "\x7f" for ch in client_id)
 
 
 def claimed_client_id(request: TokenRequest) -> str | None:

@@ -95,5 +95,5 @@ RECORD_EXAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 VALIDATION_ERROR_EXAMPLE = {
-    "detail": [{"loc": ["body", "items", "9"], "msg": "answer 4 is out of range 0-3", "type": "item_answer"}]
+    "detail": [{"loc": ["body", "items", "9"], "msg": "answer out of range 0-3", "type": "item_answer"}]
 }

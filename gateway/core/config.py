@@ -5,11 +5,14 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_TOKEN_SIGNING_SECRET = "change-me-dev-only-token-secret"
+#: hosts a production base URL may name over plain http (the gateway behind a local TLS proxy)
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 class Settings(BaseSettings):
@@ -52,13 +55,21 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, url: str) -> str:
+        if not url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return url
+
     @model_validator(mode="after")
     def _no_default_secrets_in_production(self) -> Settings:
         if self.env == "production":
             if self.token_signing_secret.get_secret_value() == DEFAULT_TOKEN_SIGNING_SECRET:
                 raise ValueError("KAPGW_TOKEN_SIGNING_SECRET must be set in production")
-            if self.base_url.startswith("http://") and "127.0.0.1" not in self.base_url:
-                raise ValueError("KAPGW_BASE_URL must be https in production")
+            url = urlsplit(self.base_url)
+            if url.scheme != "https" and not (url.scheme == "http" and url.hostname in LOOPBACK_HOSTS):
+                raise ValueError("KAPGW_BASE_URL must be https in production (http only for localhost)")
         return self
 
     @property

@@ -259,3 +259,42 @@ def test_every_authentication_costs_one_scrypt(client, credentials, engine, monk
     assert response.status_code == (200 if who == "right-secret" else 401)
     assert len(calls) == 1
     assert {k: v for k, v in calls[0].items() if k != "salt"} == {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
+
+
+@pytest.mark.parametrize(
+    "client_id",
+    [
+        pytest.param("nul\x00byte", id="nul"),
+        pytest.param("tab\tand\x7fdel", id="control-characters"),
+        pytest.param("x" * 5000, id="very-long"),
+        pytest.param("ünïcödé-ïd", id="non-ascii"),
+    ],
+)
+def test_impossible_client_ids_are_invalid_client(client, client_id) -> None:
+    import base64
+
+    basic = base64.b64encode(f"{client_id}:secret".encode()).decode()
+    response = client.post(
+        "/auth/token", data={"grant_type": "client_credentials"}, headers={"Authorization": f"Basic {basic}"}
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        pytest.param("Basic !!!", id="not-base64"),
+        pytest.param("Basic " + "bm8tY29sb24=", id="no-colon"),
+        pytest.param("Basic " + "OnNlY3JldA==", id="empty-id"),
+        pytest.param("Basic " + "/w==", id="not-utf8"),
+        pytest.param("Bearer abc", id="other-scheme"),
+    ],
+)
+def test_malformed_basic_credentials(client, header) -> None:
+    response = client.post(
+        "/auth/token", data={"grant_type": "client_credentials"}, headers={"Authorization": header}
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+    assert response.headers["www-authenticate"] == 'Basic realm="kap-gateway"'
