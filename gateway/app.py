@@ -9,6 +9,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from gateway.auth.routes import router as auth_router
+from gateway.background import WorkerLoop, start_in_thread
 from gateway.clinic_api.routes import router as clinic_router
 from gateway.core.config import Settings, get_settings
 from gateway.core.errors import install_error_handlers
@@ -37,8 +38,15 @@ def create_app(settings: Settings | None = None, *, migrate_sqlite: bool = True)
         # sync routes, dependencies and database calls run in anyio's worker threads; the pool holds a
         # connection for each (Settings.pool_size), so a thread never queues for a connection
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
-        yield
-        engine.dispose()
+        worker = WorkerLoop(engine, settings) if settings.in_process_worker else None
+        thread = start_in_thread(worker) if worker is not None else None
+        try:
+            yield
+        finally:
+            if worker is not None and thread is not None:
+                worker.stop()
+                thread.join(timeout=10)
+            engine.dispose()
 
     app = FastAPI(title="KAP FHIR Gateway", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings

@@ -92,8 +92,9 @@ def _document(
         responses.pop("422", None)
         _examples(responses, token_examples(settings))
         return
-    if _depends_on(dependant, get_principal):
-        scopes = [CLINIC_SCOPE] if _depends_on(dependant, get_clinic_scope) else []
+    clinic_records = _depends_on(dependant, get_clinic_scope)
+    if clinic_records or _depends_on(dependant, get_principal):
+        scopes = [CLINIC_SCOPE] if clinic_records else []
         operation["security"] = [{BEARER: []}, {OAUTH2: scopes}]
     if path.startswith("/api/v1/"):
         _examples(responses, record_api_examples(path, method, settings))

@@ -90,6 +90,7 @@ def settings(database_url: str) -> Settings:
         base_url="http://testserver",
         identifier_base="https://gateway.test/id",
         log_json=False,
+        in_process_worker=False,  # tests run background tasks explicitly (or start a loop themselves)
     )
 
 

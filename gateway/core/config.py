@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     token_signing_secret: SecretStr = SecretStr(DEFAULT_TOKEN_SIGNING_SECRET)
     #: threads that run blocking work (sync routes, database calls, hashing): anyio's thread limiter
     worker_threads: int = Field(default=40, ge=1, le=1000)
+    #: `serve` runs one background worker loop in-process (sync outbox, export jobs); `worker` runs it alone
+    in_process_worker: bool = True
+    #: how long an idle worker loop sleeps before it looks for work again
+    worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     #: connections the pool keeps per process; default (0) = worker_threads, so no thread waits for one
     db_pool_size: int = Field(default=0, ge=0)
     #: extra connections beyond the pool size under bursts (closed again when idle)
