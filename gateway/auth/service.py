@@ -67,6 +67,10 @@ class Principal:
     clinic_pk: int | None
     clinic_pks: tuple[int, ...]
     scopes: frozenset[str]
+    #: FHIR id of the launch patient (patient-context tokens); None otherwise
+    patient_id: str | None = None
+    #: the user's FHIR resource URL (fhirUser), when the token acts for a user
+    fhir_user: str | None = None
 
 
 #: (session, settings, authenticated client, request) -> the token; flushes, never commits
@@ -219,4 +223,7 @@ def authenticate_bearer(session: Session, settings: Settings, *, authorization: 
         clinic_pk=row.clinic_pk,
         clinic_pks=clinic_pks,
         scopes=frozenset(row.scope.split()),
+        # launch context (``AccessTokenRow.context``): {"patient": FHIR id, "fhirUser": URL, ...}
+        patient_id=(row.context or {}).get("patient"),
+        fhir_user=(row.context or {}).get("fhirUser"),
     )
