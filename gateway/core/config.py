@@ -27,6 +27,14 @@ class Settings(BaseSettings):
     identifier_base: str = "https://kap-gateway.example.org/id"
     access_token_lifetime_seconds: int = Field(default=3600, ge=60, le=86400)
     refresh_token_lifetime_seconds: int = Field(default=86400 * 30, ge=300)
+    #: SMART App Launch: authorization codes are single use and live this long (SMART: about 60 s)
+    authorization_code_lifetime_seconds: int = Field(default=60, ge=5, le=600)
+    #: test mode: /auth/authorize approves at once, as ``launch_auto_approve_user``, without login or consent
+    #: page, so headless SMART clients can run; refused in production
+    launch_auto_approve: bool = False
+    launch_auto_approve_user: str | None = None
+    #: the patient (FHIR id) an auto-approved patient launch picks; default: the first patient of the clinic
+    launch_auto_approve_patient: str | None = None
     #: failed /auth/token client authentications allowed per client id, and per client address, in a window;
     #: the next attempt gets 429 with Retry-After until the window (started by the first failure) ends
     token_throttle_client_failures: int = Field(default=5, ge=1)
@@ -68,7 +76,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_default_secrets_in_production(self) -> Settings:
+        if self.launch_auto_approve and not self.launch_auto_approve_user:
+            raise ValueError("KAPGW_LAUNCH_AUTO_APPROVE needs KAPGW_LAUNCH_AUTO_APPROVE_USER (a username)")
         if self.env == "production":
+            if self.launch_auto_approve:
+                raise ValueError("KAPGW_LAUNCH_AUTO_APPROVE is a test mode and is refused in production")
             if self.token_signing_secret.get_secret_value() == DEFAULT_TOKEN_SIGNING_SECRET:
                 raise ValueError("KAPGW_TOKEN_SIGNING_SECRET must be set in production")
             url = urlsplit(self.base_url)

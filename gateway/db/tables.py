@@ -261,3 +261,100 @@ class OutboxRow(SQLModel, table=True):
     last_status_code: int | None = None
     last_outcome_code: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
+
+
+# --- SMART App Launch (migration 0006): clinician users, authorization codes, refresh tokens, signing keys ---
+
+
+class UserRow(SQLModel, table=True):
+    """A clinician who signs in at /auth/login to authorize SMART apps; the password is a salted scrypt hash.
+
+    ``fhir_user`` is the relative reference of the user's FHIR resource (``Practitioner/<id>``), the
+    ``fhirUser`` claim of id_tokens; None when the user has none.
+    """
+
+    __tablename__ = "app_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True)
+    password_hash: str = Field(max_length=255)
+    display_name: str = Field(max_length=200)
+    fhir_user: str | None = Field(default=None, max_length=200)
+    disabled: bool = Field(default=False)
+    created_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
+
+
+class UserClinicRow(SQLModel, table=True):
+    """The clinics a user belongs to (a user authorizes apps of these clinics only)."""
+
+    __tablename__ = "app_user_clinic"
+
+    user_pk: int = Field(foreign_key="app_user.id", primary_key=True, ondelete="CASCADE")
+    clinic_pk: int = Field(foreign_key="clinic.id", primary_key=True, ondelete="CASCADE")
+
+
+class AuthorizationCodeRow(SQLModel, table=True):
+    """An authorization code (stored by hash) and the grant it stands for (RFC 6749 §4.1, PKCE RFC 7636).
+
+    Single use: ``used_at`` is set by the exchange. Tokens issued under the grant are found through
+    ``GrantTokenRow`` (access tokens) and ``RefreshTokenRow.code_pk``; ``revoked`` ends the whole grant
+    (a reused code, a revoked refresh token).
+    """
+
+    __tablename__ = "authorization_code"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code_hash: str = Field(max_length=64, unique=True)
+    client_pk: int = Field(foreign_key="client.id", index=True, ondelete="CASCADE")
+    user_pk: int = Field(foreign_key="app_user.id", index=True, ondelete="CASCADE")
+    clinic_pk: int = Field(foreign_key="clinic.id", ondelete="CASCADE")
+    redirect_uri: str = Field(max_length=2000)
+    scope: str = Field(max_length=2000)
+    code_challenge: str = Field(max_length=128)
+    nonce: str | None = Field(default=None, max_length=255)
+    patient_id: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
+    expires_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False, index=True))
+    used_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime(), nullable=True))
+    revoked: bool = Field(default=False)
+
+
+class GrantTokenRow(SQLModel, table=True):
+    """An access token issued under an authorization grant (so the grant's end revokes it)."""
+
+    __tablename__ = "grant_token"
+
+    code_pk: int = Field(foreign_key="authorization_code.id", primary_key=True, ondelete="CASCADE")
+    access_token_pk: int = Field(foreign_key="access_token.id", primary_key=True, ondelete="CASCADE")
+
+
+class RefreshTokenRow(SQLModel, table=True):
+    """A refresh token (stored by hash), rotated on use: ``replaced`` marks one that was exchanged."""
+
+    __tablename__ = "refresh_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    code_pk: int = Field(foreign_key="authorization_code.id", index=True, ondelete="CASCADE")
+    client_pk: int = Field(foreign_key="client.id", ondelete="CASCADE")
+    scope: str = Field(max_length=2000)
+    issued_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
+    expires_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
+    replaced: bool = Field(default=False)
+    revoked: bool = Field(default=False)
+
+
+class SigningKeyRow(SQLModel, table=True):
+    """The gateway's id_token signing keys (RS256). The private key is sealed (AES-GCM, key derived from
+    KAPGW_TOKEN_SIGNING_SECRET); the newest unretired key signs, retired keys stay in /auth/jwks for a
+    while so id_tokens they signed still verify."""
+
+    __tablename__ = "signing_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kid: str = Field(max_length=64, unique=True)
+    alg: str = Field(max_length=16)
+    public_jwk: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    sealed_private_key: str = Field(max_length=8000)
+    created_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
+    retired_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime(), nullable=True))
