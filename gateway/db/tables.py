@@ -146,6 +146,8 @@ class ResourceRow(SQLModel, table=True):
         UniqueConstraint("resource_type", "resource_id", name="uq_resource_key"),
         Index("ix_resource_clinic_type", "clinic_pk", "resource_type", "last_updated"),
         Index("ix_resource_id", "resource_id"),
+        #: Bulk Data export walks a clinic's resources of one type in primary-key order (keyset batches)
+        Index("ix_resource_export", "clinic_pk", "resource_type", "id"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BIGINT_PK, primary_key=True, autoincrement=True))
@@ -358,3 +360,80 @@ class SigningKeyRow(SQLModel, table=True):
     sealed_private_key: str = Field(max_length=8000)
     created_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
     retired_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime(), nullable=True))
+
+
+# --- Bulk Data export (migration 0008): ad-hoc groups, export jobs, their files ---
+
+
+class BulkGroupRow(SQLModel, table=True):
+    """An ad-hoc Group of one clinic's patients (``kap-gateway groups create``), exportable with
+    ``Group/{group_id}/$export``. Each clinic's own Group (all its patients, id = the clinic slug) has no row."""
+
+    __tablename__ = "bulk_group"
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: str = Field(max_length=64, unique=True)
+    clinic_pk: int = Field(foreign_key="clinic.id", index=True, ondelete="CASCADE")
+    name: str = Field(max_length=200)
+    created_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
+
+
+class BulkGroupMemberRow(SQLModel, table=True):
+    """A member of an ad-hoc group: the FHIR id of a Patient of the group's clinic."""
+
+    __tablename__ = "bulk_group_member"
+
+    group_pk: int = Field(foreign_key="bulk_group.id", primary_key=True, ondelete="CASCADE")
+    patient_id: str = Field(max_length=64, primary_key=True)
+
+
+class BulkJobRow(SQLModel, table=True):
+    """A Bulk Data ``$export`` job (https://hl7.org/fhir/uv/bulkdata/export.html).
+
+    ``status``: queued -> running -> completed | failed; cancelled by DELETE. ``parameters`` holds what
+    the kick-off fixed (types, _since, _typeFilter clauses, the client's clinics and scopes at kick-off, the
+    group). A worker owns a running job while ``lease_until`` lies ahead; a lapsed lease lets another
+    worker resume it after its last complete file.
+    """
+
+    __tablename__ = "bulk_job"
+    __table_args__ = (Index("ix_bulk_job_due", "status", "lease_until"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(max_length=64, unique=True)
+    client_pk: int = Field(foreign_key="client.id", index=True, ondelete="CASCADE")
+    status: str = Field(default="queued", max_length=16)
+    level: str = Field(max_length=16)
+    request_url: str = Field(max_length=4000)
+    parameters: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    transaction_time: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
+    created_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
+    finished_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime(), nullable=True))
+    expires_at: datetime | None = Field(
+        default=None, sa_column=Column(UtcDateTime(), nullable=True, index=True)
+    )
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_until: datetime | None = Field(default=None, sa_column=Column(UtcDateTime(), nullable=True))
+    attempts: int = Field(default=0)
+    resources_written: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    progress: str = Field(default="", max_length=100)
+    failure: str | None = Field(default=None, max_length=500)
+
+
+class BulkFileRow(SQLModel, table=True):
+    """A complete ndjson file of a job (``kind`` output or error), in job order (``seq``).
+
+    ``phase`` and ``last_pk`` say where the file ended, so a resumed job continues after it.
+    """
+
+    __tablename__ = "bulk_file"
+
+    job_pk: int = Field(foreign_key="bulk_job.id", primary_key=True, ondelete="CASCADE")
+    seq: int = Field(primary_key=True)
+    kind: str = Field(default="output", max_length=8)
+    resource_type: str = Field(max_length=64)
+    name: str = Field(max_length=128)
+    count: int
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    phase: int = Field(default=0)
+    last_pk: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
