@@ -9,6 +9,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from gateway.auth.routes import router as auth_router
+from gateway.auth.routes import well_known_router
 from gateway.background import WorkerLoop, start_in_thread
 from gateway.clinic_api.routes import router as clinic_router
 from gateway.core.config import Settings, get_settings
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, *, migrate_sqlite: bool = True)
     install_error_handlers(app, translated=DATABASE_ERRORS, translate=busy_error)
     install_openapi(app, settings)
     app.include_router(auth_router)
+    app.include_router(well_known_router)  # before the FHIR router: /fhir/.well-known/... is not a type
     app.include_router(clinic_router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)

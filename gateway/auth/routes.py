@@ -9,14 +9,19 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 
-from gateway.auth import service
+from gateway.auth import discovery, service
 from gateway.auth.token_request import FORM, TokenRequest, parse_basic_auth, parse_form
 from gateway.deps import SessionDep, SettingsDep
 
 router = APIRouter(prefix="/auth", tags=["authorization"])
+#: discovery documents, at the root and under the FHIR base (included before the FHIR router)
+well_known_router = APIRouter(tags=["discovery"])
+#: DISC-8: discovery is readable from any origin (no credentials are involved)
+CORS_ANY = {"Access-Control-Allow-Origin": "*", "Vary": "Origin"}
+SMART_CONFIGURATION_PATHS = ("/.well-known/smart-configuration", "/fhir/.well-known/smart-configuration")
 
 
 class TokenResponse(BaseModel):
@@ -87,3 +92,46 @@ def token(
     issued = service.issue_token(session, settings, request=token_request)
     body: dict[str, Any] = TokenResponse.model_validate(issued.response()).model_dump()
     return JSONResponse(body, headers=NO_STORE)
+
+
+def _smart_configuration(settings: SettingsDep) -> JSONResponse:
+    return JSONResponse(discovery.smart_configuration(settings), headers=CORS_ANY)
+
+
+def _preflight(request: Request) -> Response:
+    headers = {
+        **CORS_ANY,
+        "Access-Control-Allow-Methods": "GET, OPTIONS",
+        "Access-Control-Allow-Headers": request.headers.get("access-control-request-headers", "*"),
+        "Access-Control-Max-Age": "86400",
+    }
+    return Response(status_code=204, headers=headers)
+
+
+for _path in SMART_CONFIGURATION_PATHS:
+    well_known_router.add_api_route(
+        _path,
+        _smart_configuration,
+        methods=["GET"],
+        summary="SMART configuration (SMART App Launch 2.x discovery)",
+        description="Endpoints, grant types, scopes and capabilities of the authorization server; "
+        "`application/json`, readable from any origin.",
+        operation_id="smart_configuration" + ("_fhir" if _path.startswith("/fhir") else ""),
+        response_class=JSONResponse,
+    )
+    well_known_router.add_api_route(_path, _preflight, methods=["OPTIONS"], include_in_schema=False)
+
+
+@well_known_router.get(
+    "/.well-known/openid-configuration",
+    summary="OpenID Connect discovery",
+    operation_id="openid_configuration",
+    response_class=JSONResponse,
+)
+def openid_configuration(settings: SettingsDep) -> JSONResponse:
+    return JSONResponse(discovery.openid_configuration(settings), headers=CORS_ANY)
+
+
+well_known_router.add_api_route(
+    "/.well-known/openid-configuration", _preflight, methods=["OPTIONS"], include_in_schema=False
+)
