@@ -117,6 +117,44 @@ class AuthThrottleRow(SQLModel, table=True):
     window_start: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False, index=True))
 
 
+class AssertionJtiRow(SQLModel, table=True):
+    """``jti`` values of client assertions already used (RFC 7523 §3, SMART Backend Services), per client,
+    kept until the assertion expires so a replay is refused in every process. ``jti_hash`` is the SHA-256
+    of the jti, so the key has a fixed length whatever a client sends."""
+
+    __tablename__ = "assertion_jti"
+
+    client_pk: int = Field(foreign_key="client.id", primary_key=True, ondelete="CASCADE")
+    jti_hash: str = Field(max_length=64, primary_key=True)
+    expires_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False, index=True))
+
+
+class AuditEventRow(SQLModel, table=True):
+    """One recorded AuditEvent (IHE BALP shape, stored as FHIR JSON bytes in ``content``), with the columns
+    an admin searches by. Never holds a secret (no token, secret or assertion)."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        Index("ix_audit_event_recorded", "recorded"),
+        Index("ix_audit_event_client", "client_id", "recorded"),
+        Index("ix_audit_event_patient", "patient_id", "recorded"),
+        Index("ix_audit_event_action", "action", "recorded"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BIGINT_PK, primary_key=True, autoincrement=True))
+    event_id: str = Field(max_length=64, unique=True)
+    recorded: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
+    #: token, read, search, authentication-failure ...
+    action: str = Field(max_length=32)
+    #: FHIR AuditEvent.outcome: 0 success, 4 minor failure, 8 serious failure, 12 major failure
+    outcome: str = Field(max_length=2)
+    client_id: str | None = Field(default=None, max_length=255)
+    clinic_pk: int | None = None
+    patient_id: str | None = Field(default=None, max_length=64)
+    resource_type: str | None = Field(default=None, max_length=64)
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
 class RecordRow(SQLModel, table=True):
     """A clinic record as the clinic sent it, addressed by (clinic, kind, external id)."""
 
