@@ -16,9 +16,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy.engine import Engine
-
 from gateway.core.config import Settings
+from gateway.db.engine import Engine
 
 log = logging.getLogger(__name__)
 
