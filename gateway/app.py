@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 
+from gateway.auth.launch_routes import router as launch_router
 from gateway.auth.routes import router as auth_router
 from gateway.auth.routes import well_known_router
 from gateway.background import WorkerLoop, start_in_thread
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, *, migrate_sqlite: bool = True)
     install_error_handlers(app, translated=DATABASE_ERRORS, translate=busy_error)
     install_openapi(app, settings)
     app.include_router(auth_router)
+    app.include_router(launch_router)
     app.include_router(well_known_router)  # before the FHIR router: /fhir/.well-known/... is not a type
     app.include_router(clinic_router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

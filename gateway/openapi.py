@@ -19,7 +19,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from gateway.auth.service import CLINIC_SCOPE
+from gateway.auth.service import CLINIC_SCOPE, GRANT_TYPES
 from gateway.clinic_api.examples import RECORD_EXAMPLES, VALIDATION_ERROR_EXAMPLE
 from gateway.core.config import Settings
 from gateway.deps import get_clinic_scope, get_principal
@@ -149,7 +149,7 @@ def token_examples(settings: Settings) -> dict[str, dict[str, Any]]:
             ),
             "unsupported-grant-type": error(
                 "unsupported_grant_type",
-                "grant_type password is not supported (supported: client_credentials)",
+                f"grant_type password is not supported (supported: {', '.join(GRANT_TYPES)})",
             ),
             "scope-not-allowed": error("invalid_scope", "scope not allowed for this client: system/*.read"),
         },

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gateway.auth import credentials, throttle
+from gateway.auth import credentials, launch_token, throttle
 from gateway.auth.token_request import TokenRequest
 from gateway.core.config import Settings
 from gateway.core.errors import OAuthError, UnauthorizedError
@@ -140,6 +140,8 @@ def claimed_client_id(request: TokenRequest) -> str | None:
         if request.form.get("client_id", basic_id) != basic_id:
             raise OAuthError("invalid_request", "client_id differs from the authenticated client")
         return basic_id
+    if "client_assertion" not in request.form:
+        return request.form.get("client_id")  # a public client (SMART client-public) names itself
     return None
 
 
@@ -156,6 +158,17 @@ def authenticate_client(client: ClientRow | None, request: TokenRequest) -> Clie
         stored = client.secret_hash if usable and client is not None else credentials.DUMMY_SECRET_HASH
         if credentials.verify_secret(request.basic[1], stored) and usable and client is not None:
             return client
+    elif "client_id" in request.form and "client_assertion" not in request.form:
+        # RFC 6749 §2.1 public clients (SMART App Launch client-public): no secret, PKCE guards the code;
+        # never for client_credentials
+        if (
+            client is not None
+            and not client.disabled
+            and client.token_endpoint_auth_method == "none"
+            and request.grant_type != "client_credentials"
+        ):
+            return client
+        raise OAuthError("invalid_client", "client authentication failed")
     raise OAuthError("invalid_client", "client authentication failed", status_code=401)
 
 
@@ -163,6 +176,8 @@ def grant_client_credentials(
     session: Session, settings: Settings, client: ClientRow, request: TokenRequest
 ) -> IssuedToken:
     """RFC 6749 §4.4: a token for the client itself, bound to its clinic (clinic clients)."""
+    if client.kind == "app":
+        raise OAuthError("unauthorized_client", "app clients get tokens through authorization_code")
     scope = _granted_scope(client, request.form.get("scope"))
     assert client.id is not None
     clinic_pks = clinic_repo.granted_clinic_pks(session, client_pk=client.id)
@@ -185,7 +200,11 @@ def grant_client_credentials(
     return IssuedToken(access_token=token, expires_in=lifetime, scope=scope)
 
 
-GRANT_TYPES: dict[str, GrantHandler] = {"client_credentials": grant_client_credentials}
+GRANT_TYPES: dict[str, GrantHandler] = {
+    "client_credentials": grant_client_credentials,
+    "authorization_code": launch_token.grant_authorization_code,
+    "refresh_token": launch_token.grant_refresh_token,
+}
 
 
 def _granted_scope(client: ClientRow, requested: str | None) -> str:
