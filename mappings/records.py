@@ -4,12 +4,25 @@ The contract is DESIGN.md §4. Every model forbids unknown fields, checks types,
 physiological ranges and internal consistency. What needs the database (does the referenced
 patient exist?) or the deployment's settings (the dose ceiling) is checked in ``gateway/``;
 each model declares its cross-record references in ``references`` so that check is generic.
+
+Input rules every record kind shares (the clinic API's "bad input" contract):
+
+* types are strict: a number is a JSON number (never ``"35"`` or ``true``), a boolean is ``true``/``false``
+  (never ``0``), an integer is written without a fraction, a timestamp is an RFC 3339 string with seconds and
+  an offset (never a number of seconds), a date is ``YYYY-MM-DD``;
+* no text anywhere in a record (values and keys) holds a control character other than tab, line feed and
+  carriage return, nor a lone surrogate: a NUL cannot be stored in a PostgreSQL text value and neither is
+  valid in a FHIR string;
+* timestamps lie in 1900-2199 with a UTC offset within -14:00..+14:00 (so each is a valid FHIR dateTime and
+  converts to UTC); what depends on the clock (at most 5 years ahead, birth dates not in the future) needs
+  "now", which this pure module takes as an argument: :meth:`RecordModel.clock_errors`, called by the gateway;
+* ids are 1-64 characters ``[A-Za-z0-9._-]`` and not made only of dots (``.``/``..`` are not addressable).
 """
 
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -20,6 +33,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     ValidationError,
     ValidationInfo,
@@ -32,17 +46,150 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from mappings.fhir_text import fhir_string
 from mappings.instruments import INSTRUMENTS, InstrumentError, Score, get_instrument
 
-EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
-ExternalId = Annotated[str, StringConstraints(pattern=EXTERNAL_ID_PATTERN)]
+#: 1-64 of ``[A-Za-z0-9._-]`` with at least one character that is not a dot (pair it with
+#: EXTERNAL_ID_MAX_LENGTH; pydantic's regex engine has no look-ahead to say both in one pattern)
+EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$"
+EXTERNAL_ID_MAX_LENGTH = 64
+ExternalId = Annotated[str, StringConstraints(max_length=EXTERNAL_ID_MAX_LENGTH, pattern=EXTERNAL_ID_PATTERN)]
+
+#: strict scalars: no "35" for a number, no true for a number, no 0 for a boolean, no 35.0 for an integer
+Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+Integer = Annotated[int, Strict()]
+Flag = Annotated[bool, Strict()]
+
+# --- text: control characters -----------------------------------------------------------------------------
+
+#: Unicode control characters (Cc) other than tab, line feed and carriage return, and lone surrogates (Cs)
+_FORBIDDEN_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def forbidden_character(text: str) -> str | None:
+    """The first control character (other than tab, LF, CR) or lone surrogate in ``text``, as ``U+XXXX``."""
+    found = _FORBIDDEN_CHARACTER.search(text)
+    return None if found is None else f"U+{ord(found.group()):04X}"
+
+
+def _text_errors(value: Any, loc: tuple[str | int, ...]) -> list[InitErrorDetails]:
+    """One error per string (value or key) anywhere in ``value`` that holds a forbidden character."""
+    errors: list[InitErrorDetails] = []
+    if isinstance(value, str):
+        if (code := forbidden_character(value)) is not None:
+            errors.append(
+                InitErrorDetails(
+                    type=PydanticCustomError(
+                        "control_character",
+                        "text may not contain control character {code} (only tab, line feed and carriage "
+                        "return are allowed)",
+                        {"code": code},
+                    ),
+                    loc=loc,
+                    input="",
+                )
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and forbidden_character(key) is not None:
+                # the key itself cannot be echoed into a loc path: name the object that holds it
+                errors.append(
+                    InitErrorDetails(
+                        type=PydanticCustomError(
+                            "control_character", "a key in this object holds a control character"
+                        ),
+                        loc=loc,
+                        input="",
+                    )
+                )
+                continue
+            errors += _text_errors(item, (*loc, key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            errors += _text_errors(item, (*loc, index))
+    return errors
+
+
+# --- timestamps and dates ---------------------------------------------------------------------------------
+
+#: RFC 3339 date-time (what OpenAPI's ``format: date-time`` means), seconds and offset required
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d{1,6})?([Zz]|[+-]\d\d:\d\d)")
+_ISO_DATE = re.compile(r"\d{4}-\d\d-\d\d")
+#: the years a record's timestamps and dates may fall in (each stays a valid FHIR dateTime, converts to UTC)
+FIRST_YEAR, LAST_YEAR = 1900, 2199
+#: a UTC offset beyond this is not a real time zone and not a valid FHIR dateTime
+MAX_UTC_OFFSET = timedelta(hours=14)
+#: how far ahead of "now" a timestamp may lie (a scheduled session; anything further is a typo)
+MAX_FUTURE = timedelta(days=5 * 365 + 1)
+
+
+def _timestamp_text(value: Any) -> Any:
+    """A datetime (from Python callers) or an RFC 3339 string; never a number of seconds."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise PydanticCustomError(
+            "datetime_format",
+            "a timestamp is an RFC 3339 date-time string with seconds and a UTC offset, e.g. "
+            "2026-11-02T09:00:00-08:00",
+        )
+    return value
+
+
+def _timestamp_range(value: datetime) -> datetime:
+    offset = value.utcoffset()
+    assert offset is not None  # AwareDatetime
+    if abs(offset) > MAX_UTC_OFFSET:
+        raise PydanticCustomError("datetime_offset", "the UTC offset must be within -14:00 and +14:00")
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise PydanticCustomError(
+            "datetime_range",
+            "a timestamp must lie in the years {first} to {last}",
+            {"first": FIRST_YEAR, "last": LAST_YEAR},
+        )
+    return value
+
+
+def _date_text(value: Any) -> Any:
+    """A date (from Python callers) or a YYYY-MM-DD string; never a number or a date-time."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+        raise PydanticCustomError("date_format", "a date is a YYYY-MM-DD string")
+    return value
+
+
+def _date_range(value: date) -> date:
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise PydanticCustomError(
+            "date_range",
+            "a date must lie in the years {first} to {last}",
+            {"first": FIRST_YEAR, "last": LAST_YEAR},
+        )
+    return value
+
+
+#: an instant with its offset as the clinic sent it (RFC 3339, 1900-2199, offset within +-14:00)
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_timestamp_text), AfterValidator(_timestamp_range)]
+#: a calendar date (YYYY-MM-DD, 1900-2199)
+Date = Annotated[date, BeforeValidator(_date_text), AfterValidator(_date_range)]
+
+
+class ClockError(BaseModel):
+    """A rule that needs the current time, broken: the field and the message (see RecordModel.clock_errors)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    field: str
+    message: str
+    type: str
+
+
 #: free text that is also a valid FHIR string (other Unicode whitespace becomes a space)
 ShortText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(fhir_string)
 ]
-Count = Annotated[int, Field(ge=0)]
 
 
 class RecordModel(BaseModel):
-    """Base of every clinic record: strict about unknown fields, immutable once validated."""
+    """Base of every clinic record: strict about unknown fields, types and text, immutable once validated."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
@@ -52,6 +199,29 @@ class RecordModel(BaseModel):
     patient_field: ClassVar[str | None] = "patient_id"
     #: False for kinds that come only from EHR imports (read-only in the clinic API)
     writable: ClassVar[bool] = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_control_characters(cls, data: Any) -> Any:
+        """Every string in the record, nested or not, value or key, is free of control characters."""
+        errors = _text_errors(data, ())
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return data
+
+    def clock_errors(self, now: datetime) -> list[ClockError]:
+        """The rules that need the current time (this module has no clock: the gateway passes ``now``):
+        no timestamp more than MAX_FUTURE ahead of ``now``."""
+        latest = now + MAX_FUTURE
+        return [
+            ClockError(
+                field=name,
+                message=f"{name} is more than 5 years ahead (after {latest:%Y-%m-%d})",
+                type="datetime_future",
+            )
+            for name in type(self).model_fields
+            if isinstance(value := getattr(self, name), datetime) and value > latest
+        ]
 
 
 # --- patients -----------------------------------------------------------------------------------------
@@ -86,7 +256,7 @@ class PatientRecord(RecordModel):
 
     given_name: ShortText
     family_name: ShortText
-    birth_date: date
+    birth_date: Date
     sex: Sex
     identifiers: Annotated[list[Identifier], Field(max_length=10)] = []
     phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()./-]{7,20}$")] | None = None
@@ -95,12 +265,15 @@ class PatientRecord(RecordModel):
     )
     address: Address | None = None
 
-    @field_validator("birth_date")
-    @classmethod
-    def _plausible_birth_date(cls, value: date) -> date:
-        if value.year < 1900:
-            raise PydanticCustomError("birth_date_range", "birth date must be in 1900 or later")
-        return value
+    def clock_errors(self, now: datetime) -> list[ClockError]:
+        """A birth date is not in the future anywhere on Earth (the clinic's day may be up to 14 h ahead
+        of UTC)."""
+        errors = super().clock_errors(now)
+        if self.birth_date > (now + MAX_UTC_OFFSET).date():
+            errors.append(
+                ClockError(field="birth_date", message="birth_date is in the future", type="date_future")
+            )
+        return errors
 
     @field_validator("identifiers")
     @classmethod
@@ -171,7 +344,7 @@ class SessionStatus(StrEnum):
     cancelled = "cancelled"
 
 
-def _not_before(later: AwareDatetime | None, earlier: AwareDatetime, name: str, other: str) -> None:
+def _not_before(later: datetime | None, earlier: datetime, name: str, other: str) -> None:
     if later is not None and later < earlier:
         raise PydanticCustomError(
             "time_order", "{name} must not be before {other}", {"name": name, "other": other}
@@ -183,11 +356,11 @@ class SessionRecord(RecordModel):
 
     patient_id: ExternalId
     kind: SessionKind
-    start: AwareDatetime
-    end: AwareDatetime | None = None
+    start: Timestamp
+    end: Timestamp | None = None
     practitioner_id: ExternalId | None = None
     modality: Modality | None = None
-    psychotherapy_minutes: Annotated[int, Field(ge=0, le=600)] | None = None
+    psychotherapy_minutes: Annotated[Integer, Field(ge=0, le=600)] | None = None
     status: SessionStatus = SessionStatus.completed
 
     @model_validator(mode="after")
@@ -225,6 +398,11 @@ class DoseForm(StrEnum):
 
 
 ESKETAMINE_DEVICE_MG = 28
+#: the smallest amounts taken as real (below them a value is a unit mistake, and a dose text such as
+#: "0.000...01 mg" would run to hundreds of digits): 0.1 mg, 0.01 mg/kg, a 1 mg troche or tablet
+MIN_DOSE_MG = 0.1
+MIN_DOSE_MG_PER_KG = 0.01
+MIN_UNIT_STRENGTH_MG = 1.0
 #: how far ``end`` - ``administered_at`` may differ from ``infusion_minutes`` (``infusion_minutes`` is whole
 #: minutes, so an end up to a minute either side is the same infusion; docs/codes.md, CPT)
 INFUSION_END_TOLERANCE = timedelta(minutes=1)
@@ -257,7 +435,7 @@ def _minutes_text(length: timedelta) -> str:
     return text + (f" {seconds % 60} s" if seconds % 60 else "")
 
 
-def _infusion_length_agrees(administered_at: AwareDatetime, end: AwareDatetime, minutes: int) -> None:
+def _infusion_length_agrees(administered_at: datetime, end: datetime, minutes: int) -> None:
     """Refuses an infusion whose period (administered_at .. end) and infusion_minutes disagree.
 
     Both fields are named (``end`` and ``infusion_minutes``): either may be the wrong one.
@@ -280,6 +458,27 @@ def _infusion_length_agrees(administered_at: AwareDatetime, end: AwareDatetime, 
     )
 
 
+def _dose_agrees_with_weight(dose_mg: float, weight_kg: float, dose_mg_per_kg: float) -> None:
+    """Refuses a dose that is not weight_kg * dose_mg_per_kg (within 5% or 1 mg), naming dose_mg and
+    dose_mg_per_kg (either may be the wrong one)."""
+    expected = weight_kg * dose_mg_per_kg
+    if abs(expected - dose_mg) <= max(1.0, 0.05 * expected):
+        return
+    error = PydanticCustomError(  # the template takes no format specs: the numbers are formatted here
+        "dose_per_kg",
+        "dose_mg {dose} does not match weight_kg * dose_mg_per_kg = {expected} (they must agree to within 5% "
+        "or 1 mg)",
+        {"dose": f"{dose_mg:g}", "expected": f"{expected:.1f}"},
+    )
+    raise ValidationError.from_exception_data(
+        "DoseRecord",
+        [
+            InitErrorDetails(type=error, loc=("dose_mg",), input=dose_mg),
+            InitErrorDetails(type=error, loc=("dose_mg_per_kg",), input=dose_mg_per_kg),
+        ],
+    )
+
+
 class DoseRecord(RecordModel):
     references: ClassVar[dict[str, str]] = {"session_id": "sessions", "practitioner_id": "practitioners"}
     patient_field: ClassVar[str | None] = None  # the patient is the session's
@@ -287,19 +486,19 @@ class DoseRecord(RecordModel):
     session_id: ExternalId
     medication: Medication
     route: Route
-    dose_mg: Annotated[float, Field(gt=0)] = Field(description=DOSE_MG_DESCRIPTION)
-    administered_at: AwareDatetime
-    end: AwareDatetime | None = Field(default=None, description=END_DESCRIPTION)
-    weight_kg: Annotated[float, Field(ge=2, le=400)] | None = None
-    dose_mg_per_kg: Annotated[float, Field(gt=0, le=10)] | None = None
-    infusion_minutes: Annotated[int, Field(ge=1, le=600)] | None = Field(
+    dose_mg: Annotated[Number, Field(ge=MIN_DOSE_MG)] = Field(description=DOSE_MG_DESCRIPTION)
+    administered_at: Timestamp
+    end: Timestamp | None = Field(default=None, description=END_DESCRIPTION)
+    weight_kg: Annotated[Number, Field(ge=2, le=400)] | None = None
+    dose_mg_per_kg: Annotated[Number, Field(ge=MIN_DOSE_MG_PER_KG, le=10)] | None = None
+    infusion_minutes: Annotated[Integer, Field(ge=1, le=600)] | None = Field(
         default=None, description=INFUSION_MINUTES_DESCRIPTION
     )
     lot_number: (
         Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(fhir_string)] | None
     ) = None
     form: DoseForm | None = None
-    unit_strength_mg: Annotated[float, Field(gt=0, le=2000)] | None = Field(
+    unit_strength_mg: Annotated[Number, Field(ge=MIN_UNIT_STRENGTH_MG, le=2000)] | None = Field(
         default=None, description=UNIT_STRENGTH_DESCRIPTION
     )
     practitioner_id: ExternalId | None = None
@@ -320,13 +519,7 @@ class DoseRecord(RecordModel):
         if self.end is not None and self.infusion_minutes is not None:
             _infusion_length_agrees(self.administered_at, self.end, self.infusion_minutes)
         if self.weight_kg is not None and self.dose_mg_per_kg is not None:
-            expected = self.weight_kg * self.dose_mg_per_kg
-            if abs(expected - self.dose_mg) > max(1.0, 0.05 * expected):
-                raise PydanticCustomError(
-                    "dose_per_kg",
-                    "dose_mg {dose} does not match weight_kg * dose_mg_per_kg = {expected:.1f}",
-                    {"dose": self.dose_mg, "expected": expected},
-                )
+            _dose_agrees_with_weight(self.dose_mg, self.weight_kg, self.dose_mg_per_kg)
         if self.unit_strength_mg is not None and self.form not in (DoseForm.troche, DoseForm.tablet):
             raise PydanticCustomError("unit_strength", "unit_strength_mg applies to troche and tablet forms")
         return self
@@ -359,20 +552,24 @@ def _bounded(measure: str) -> Any:
     return Field(default=None, ge=low, le=high)
 
 
+#: a measure (strict number)
+Measure = Number | None
+
+
 class VitalsRecord(RecordModel):
     references: ClassVar[dict[str, str]] = {"patient_id": "patients", "session_id": "sessions"}
 
     patient_id: ExternalId
-    taken_at: AwareDatetime
+    taken_at: Timestamp
     session_id: ExternalId | None = None
     phase: Phase | None = None
-    systolic: float | None = _bounded("systolic")
-    diastolic: float | None = _bounded("diastolic")
-    heart_rate: float | None = _bounded("heart_rate")
-    resp_rate: float | None = _bounded("resp_rate")
-    spo2: float | None = _bounded("spo2")
-    temperature_c: float | None = _bounded("temperature_c")
-    weight_kg: float | None = _bounded("weight_kg")
+    systolic: Measure = _bounded("systolic")
+    diastolic: Measure = _bounded("diastolic")
+    heart_rate: Measure = _bounded("heart_rate")
+    resp_rate: Measure = _bounded("resp_rate")
+    spo2: Measure = _bounded("spo2")
+    temperature_c: Measure = _bounded("temperature_c")
+    weight_kg: Measure = _bounded("weight_kg")
 
     def measures(self) -> dict[str, float]:
         return {name: value for name in VITAL_BOUNDS if (value := getattr(self, name)) is not None}
@@ -419,7 +616,7 @@ class AssessmentRecord(RecordModel):
 
     patient_id: ExternalId
     instrument: str
-    taken_at: AwareDatetime
+    taken_at: Timestamp
     #: item number or LOINC item code -> score, or LOINC answer code (``"LA6570-1"``); stored as scores
     items: (
         Annotated[
@@ -428,7 +625,7 @@ class AssessmentRecord(RecordModel):
         ]
         | None
     ) = None
-    total: int | None = None
+    total: Integer | None = None
     session_id: ExternalId | None = None
     #: the practitioner who rated (MADRS, CADSS) or administered the instrument
     rater_id: ExternalId | None = None
@@ -536,11 +733,11 @@ class AdverseEventRecord(RecordModel):
     patient_id: ExternalId
     event: AdverseEventKind
     severity: Severity
-    onset: AwareDatetime
+    onset: Timestamp
     session_id: ExternalId | None = None
     dose_id: ExternalId | None = None
-    serious: bool = False
-    resolved_at: AwareDatetime | None = None
+    serious: Flag = False
+    resolved_at: Timestamp | None = None
     note: Annotated[str, StringConstraints(max_length=2000), AfterValidator(fhir_string)] | None = None
 
     @model_validator(mode="after")
@@ -594,7 +791,12 @@ def _not_a_number(value: Any) -> Any:
 #: a FHIR dateTime of any precision (hl7.org/fhir/R4/datatypes.html#dateTime): "2019", "2019-03", a date,
 #: or a date-time with its offset (kept as given). Left to right, so "2019-03-04" stays a date.
 #: Models using it run ``_not_a_number`` before validating it.
-FhirDateTime = Annotated[PartialDate | AwareDatetime | date, Field(union_mode="left_to_right")]
+FhirDateTime = Annotated[
+    PartialDate
+    | Annotated[AwareDatetime, AfterValidator(_timestamp_range)]
+    | Annotated[date, AfterValidator(_date_range)],
+    Field(union_mode="left_to_right"),
+]
 
 
 class RecordCoding(BaseModel):
@@ -763,7 +965,7 @@ class MedicationRecord(RecordModel):
     dosage_text: ImportedText | None = None
     requester_display: ImportedText | None = None
     #: MedicationRequest.reported: True when the EHR recorded it from a secondary source (None: not said)
-    reported: bool | None = None
+    reported: Flag | None = None
     source: RecordSource
 
     _dates_are_not_numbers = field_validator("authored_on", mode="before")(_not_a_number)

@@ -62,11 +62,24 @@ def canonical_json(model: RecordModel) -> tuple[dict[str, Any], str]:
     return data, digest
 
 
-def parse_record(kind: str, body: Any, *, loc: tuple[str | int, ...] = ("body",)) -> RecordModel:
+def parse_record(
+    kind: str, body: Any, *, now: datetime, loc: tuple[str | int, ...] = ("body",)
+) -> RecordModel:
     try:
-        return RECORD_KINDS[kind].model_validate(body)
+        model = RECORD_KINDS[kind].model_validate(body)
     except ValidationError as error:
         raise RecordValidationError(pydantic_errors(error.errors(), prefix=loc)) from None
+    check_clock(model, now=now, loc=loc)
+    return model
+
+
+def check_clock(model: RecordModel, *, now: datetime, loc: tuple[str | int, ...] = ("body",)) -> None:
+    """The record's rules that need the current time (``mappings`` has no clock, so they are applied here,
+    with the gateway's clock, before any transaction): no timestamp more than 5 years ahead, no birth date in
+    the future."""
+    errors = [field_error([*loc, e.field], e.message, e.type) for e in model.clock_errors(now)]
+    if errors:
+        raise RecordValidationError(errors)
 
 
 @dataclass
@@ -149,6 +162,7 @@ def _write(
         return None, errors
     if kind == "patients":
         patient = external_id
+    references = _reference_columns(model)
     data, digest = canonical_json(model)
     row = record_repo.get_record(
         session, clinic_pk=refs.clinic.pk, kind=kind, external_id=external_id, for_update=True
@@ -156,25 +170,26 @@ def _write(
     if row is not None and row.deleted_at is None and row.content_hash == digest:
         return WriteResult(Outcome.unchanged, row), []
     if row is None:
-        row = record_repo.add_record(
-            session,
-            row=RecordRow(
-                clinic_pk=refs.clinic.pk,
-                kind=kind,
-                external_id=external_id,
-                patient_external_id=patient,
-                data=data,
-                content_hash=digest,
-                created_at=now,
-                updated_at=now,
-            ),
+        row = RecordRow(
+            clinic_pk=refs.clinic.pk,
+            kind=kind,
+            external_id=external_id,
+            data=data,
+            content_hash=digest,
+            created_at=now,
+            updated_at=now,
         )
         outcome = Outcome.created
     else:
-        row.data, row.content_hash, row.updated_at = data, digest, now
-        row.patient_external_id, row.deleted_at = patient, None
-        session.add(row)
+        row.data, row.content_hash, row.updated_at, row.deleted_at = data, digest, now, None
         outcome = Outcome.updated
+    row.patient_external_id = patient
+    for column, value in references.items():
+        setattr(row, column, value)
+    if outcome is Outcome.created:
+        record_repo.add_record(session, row=row)
+    else:
+        session.add(row)
     session.flush()
     refs.remember(row)
     pending = record_store.RecordWrite(row, model, "CREATE" if outcome is Outcome.created else "UPDATE")
@@ -185,6 +200,17 @@ def _write(
             session, clinic=_identity(refs.clinic, settings), records=[pending], now=now, lookup=refs.get
         )
     return WriteResult(outcome, row), []
+
+
+def _reference_columns(model: RecordModel) -> dict[str, str | None]:
+    """The record's references by RecordRow column (the patient column is the record's patient, set apart)."""
+    columns: dict[str, str | None] = {
+        column: None for kind, column in record_repo.REFERENCE_COLUMNS.items() if kind != "patients"
+    }
+    for name, target_kind in model.references.items():
+        if target_kind != "patients":
+            columns[record_repo.REFERENCE_COLUMNS[target_kind]] = getattr(model, name)
+    return columns
 
 
 def _identity(clinic: ClinicScope, settings: Settings) -> record_store.ClinicIdentity:
@@ -200,6 +226,7 @@ def put_record(
     external_id: str,
     model: RecordModel,
 ) -> WriteResult:
+    check_clock(model, now=utcnow())
 
     def attempt() -> WriteResult:
         refs = _References(session, clinic)
@@ -258,23 +285,19 @@ def list_records(
     )
 
 
-def _dependents(kind: str) -> dict[str, list[str]]:
-    """field name -> record kinds that reference ``kind`` through it."""
-    out: dict[str, list[str]] = {}
-    for other_kind, model in ALL_KINDS.items():
-        for name, target in model.references.items():
-            if target == kind:
-                out.setdefault(name, []).append(other_kind)
-    return out
+def _dependents(kind: str) -> list[str]:
+    """The record kinds that may reference a ``kind`` record."""
+    return [other for other, model in ALL_KINDS.items() if kind in model.references.values()]
 
 
 def delete_record(
     session: Session, settings: Settings, *, clinic: ClinicScope, kind: str, external_id: str
 ) -> None:
     row = get_record(session, clinic=clinic, kind=kind, external_id=external_id)
-    for name, kinds in _dependents(kind).items():
+    kinds = _dependents(kind)
+    if kinds:
         blocking = record_repo.referencing_records(
-            session, clinic_pk=clinic.pk, field=name, kinds=kinds, external_id=external_id
+            session, clinic_pk=clinic.pk, target_kind=kind, external_id=external_id, kinds=kinds
         )
         if blocking:
             names = ", ".join(f"{r.kind}/{r.external_id}" for r in blocking)
@@ -312,6 +335,7 @@ def _parse_batch(
     parsed: list[tuple[int, BatchEntry, RecordModel]] = []
     errors: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
+    now = utcnow()
     for index, entry in enumerate(entries):
         if (entry.kind, entry.id) in seen:
             errors.append(
@@ -321,7 +345,7 @@ def _parse_batch(
         seen.add((entry.kind, entry.id))
         try:
             parsed.append(
-                (index, entry, parse_record(entry.kind, entry.record, loc=("body", index, "record")))
+                (index, entry, parse_record(entry.kind, entry.record, now=now, loc=("body", index, "record")))
             )
         except RecordValidationError as error:
             errors.extend(error.detail)

@@ -162,6 +162,9 @@ class RecordRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("clinic_pk", "kind", "external_id", name="uq_record_key"),
         Index("ix_record_patient", "clinic_pk", "patient_external_id"),
+        Index("ix_record_session", "clinic_pk", "session_external_id"),
+        Index("ix_record_practitioner", "clinic_pk", "practitioner_external_id"),
+        Index("ix_record_dose", "clinic_pk", "dose_external_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -169,6 +172,11 @@ class RecordRow(SQLModel, table=True):
     kind: str = Field(max_length=32)
     external_id: str = Field(max_length=64)
     patient_external_id: str | None = Field(default=None, max_length=64)
+    #: the records this one references, by the referenced kind (the delete check looks them up here, never
+    #: in ``data``: JSON text is not queried)
+    session_external_id: str | None = Field(default=None, max_length=64)
+    practitioner_external_id: str | None = Field(default=None, max_length=64)
+    dose_external_id: str | None = Field(default=None, max_length=64)
     data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     content_hash: str = Field(max_length=64)
     created_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))

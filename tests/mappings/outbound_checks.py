@@ -120,7 +120,8 @@ AWARE = st.datetimes(
     min_value=datetime(2000, 1, 1),
     max_value=datetime(2099, 12, 31),
 ).flatmap(lambda dt: OFFSETS.map(lambda tz: dt.replace(tzinfo=tz)))
-EXTERNAL_ID = st.from_regex(r"[A-Za-z0-9._-]{1,64}", fullmatch=True)
+#: a clinic id (never only dots: mappings/records.py)
+EXTERNAL_ID = st.from_regex(r"[A-Za-z0-9._-]{1,64}", fullmatch=True).filter(lambda s: s.strip(".") != "")
 #: names and free text: letters plus every kind of Unicode space (incl. U+00A0, U+3000) and U+FEFF, which a
 #: record accepts but a FHIR string may not hold (mappings/fhir_text.py)
 NAME = st.text(
@@ -130,7 +131,10 @@ NAME = st.text(
 ).filter(lambda s: s.strip() != "")
 SHORT_TEXT = st.text(
     alphabet=st.characters(
-        categories=["L", "N", "P", "Zs", "Cc"], max_codepoint=0x3000, include_characters="\ufeff"
+        # of the control characters a record accepts only tab, line feed and carriage return
+        categories=["L", "N", "P", "Zs"],
+        max_codepoint=0x3000,
+        include_characters="\ufeff\t\n\r",
     ),
     min_size=1,
     max_size=60,

@@ -21,6 +21,7 @@ from mappings.assessment import SCREENING_ASSESSMENT, US_CORE_QR, flags_of, to_f
 from mappings.instruments import INSTRUMENTS, LOCAL_SYSTEM, InstrumentError, get_instrument
 from mappings.records import AssessmentRecord
 from tests.mappings.conftest import assert_golden, load_clinic_fixture, make_context
+from tests.mappings.outbound_checks import EXTERNAL_ID
 
 GOLDEN = [
     "assessment-phq9-items",
@@ -338,7 +339,7 @@ def assessment_records(draw: st.DrawFn) -> AssessmentRecord:
         possible = [t for t in range(low, high + 1) if _reachable(instrument, items, t)]
         total = draw(st.none() | st.sampled_from(possible))
     return AssessmentRecord(
-        patient_id=draw(st.from_regex(r"[A-Za-z0-9._-]{1,64}", fullmatch=True)),
+        patient_id=draw(EXTERNAL_ID),
         instrument=instrument.key,
         taken_at=draw(st.datetimes(datetime(2020, 1, 1), datetime(2035, 1, 1), timezones=OFFSETS)),
         items=items,

@@ -21,6 +21,7 @@ from support.fhir_validator import (
 from mappings.records import VITAL_BOUNDS, VitalsRecord
 from mappings.vitals import VITAL_PARTS, VITALS, to_fhir_vitals
 from tests.mappings.conftest import assert_golden, load_clinic_fixture, make_context
+from tests.mappings.outbound_checks import EXTERNAL_ID
 
 GOLDEN = ["vitals-dosing-baseline", "vitals-bp-only"]
 LOINC = "http://loinc.org"
@@ -202,7 +203,7 @@ def vitals_records(draw: st.DrawFn) -> VitalsRecord:
         measures["diastolic"] = diastolic
     taken_at = draw(st.datetimes(datetime(2020, 1, 1), datetime(2035, 1, 1), timezones=OFFSETS))
     return VitalsRecord(
-        patient_id=draw(st.from_regex(r"[A-Za-z0-9._-]{1,64}", fullmatch=True)),
+        patient_id=draw(EXTERNAL_ID),
         taken_at=taken_at,
         session_id=draw(st.none() | st.just("ses-1")),
         phase=draw(st.none() | st.sampled_from(["baseline", "during", "post"])),

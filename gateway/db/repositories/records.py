@@ -44,18 +44,37 @@ def add_record(session: Session, *, row: RecordRow) -> RecordRow:
     return row
 
 
+#: referenced record kind -> the RecordRow column naming the referenced record (a record references at most
+#: one record of each kind; tests/gateway/clinic_api/test_bad_input.py checks every model against this)
+REFERENCE_COLUMNS = {
+    "patients": "patient_external_id",
+    "sessions": "session_external_id",
+    "practitioners": "practitioner_external_id",
+    "doses": "dose_external_id",
+}
+
+
 def referencing_records(
-    session: Session, *, clinic_pk: int, field: str, kinds: Iterable[str], external_id: str, limit: int = 5
+    session: Session,
+    *,
+    clinic_pk: int,
+    target_kind: str,
+    external_id: str,
+    kinds: Iterable[str],
+    limit: int = 5,
 ) -> list[RecordRow]:
-    """Live records of ``kinds`` whose JSON field ``field`` names ``external_id`` (for delete checks)."""
+    """Live records of ``kinds`` that reference the ``target_kind`` record ``external_id`` (for delete
+    checks): an index lookup on the reference column, never a look into the records' JSON."""
+    column = getattr(RecordRow, REFERENCE_COLUMNS[target_kind])
     rows = session.exec(
         select(RecordRow)
         .where(
             RecordRow.clinic_pk == clinic_pk,
+            column == external_id,
             col(RecordRow.kind).in_(list(kinds)),
             col(RecordRow.deleted_at).is_(None),
-            RecordRow.data[field].as_string() == external_id,
         )
+        .order_by(col(RecordRow.kind), col(RecordRow.external_id))
         .limit(limit)
     )
     return list(rows)
