@@ -245,5 +245,18 @@ Try it (with `kap-gateway serve` running):
 """)
 
 
+def _register_launch_commands() -> None:
+    """users, signing-keys (gateway/auth/launch_cli.py; imported last, it uses the helpers above)."""
+    from gateway.auth.launch_cli import register_commands
+
+    register_commands(app)
+
+
 if __name__ == "__main__":
-    app()
+    # `python -m gateway.cli`: run the importable module's app, which the command modules (they import
+    # gateway.cli) register on; registering from this __main__ copy would import gateway.cli a second time
+    from gateway.cli import app as main_app
+
+    main_app()
+else:
+    _register_launch_commands()

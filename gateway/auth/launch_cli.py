@@ -1,0 +1,96 @@
+"""``kap-gateway users|signing-keys``: clinician users and the id_token signing keys (SMART App Launch).
+
+Registered on the main ``kap-gateway`` app by ``gateway/cli.py``. Output is JSON lines; passwords are read
+from a prompt (hidden, asked twice) or from stdin with ``--password-stdin``, never from the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from gateway.cli import _session, operator_errors
+from gateway.core.config import get_settings
+
+users_app = typer.Typer(help="Clinician users who sign in to authorize SMART apps", no_args_is_help=True)
+signing_keys_app = typer.Typer(
+    help="The gateway's id_token signing keys (served at /auth/jwks)", no_args_is_help=True
+)
+
+
+def register_commands(app: typer.Typer) -> None:
+    app.add_typer(users_app, name="users")
+    app.add_typer(signing_keys_app, name="signing-keys")
+
+
+def _echo(value: Any) -> None:
+    typer.echo(json.dumps(value, default=str))
+
+
+@users_app.command("create")
+@operator_errors
+def users_create(
+    username: Annotated[str, typer.Option(help="sign-in name")],
+    clinic: Annotated[list[str], typer.Option(help="clinic slug the user belongs to (repeat for several)")],
+    name: Annotated[str | None, typer.Option(help="display name (default: the username)")] = None,
+    practitioner: Annotated[
+        str | None,
+        typer.Option(help="the clinic's practitioner id (external id) of this user: the id_token's fhirUser"),
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option(help="read the password from the first line of stdin")
+    ] = False,
+) -> None:
+    """Create a clinician user (password hashed with scrypt); prints {"username", "clinics", "fhirUser"}."""
+    from gateway.auth.users import create_user
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with _session() as session:
+        user = create_user(
+            session,
+            username=username,
+            password=password,
+            clinic_slugs=clinic,
+            display_name=name,
+            practitioner=practitioner,
+        )
+        fhir_user = f"{get_settings().fhir_base_url}/{user.fhir_user}" if user.fhir_user else None
+        _echo({"username": user.username, "clinics": list(dict.fromkeys(clinic)), "fhirUser": fhir_user})
+
+
+@users_app.command("list")
+@operator_errors
+def users_list() -> None:
+    """List users (never their password hashes)."""
+    from gateway.db.repositories.users import list_users
+
+    with _session() as session:
+        for user in list_users(session):
+            _echo({"username": user.username, "name": user.display_name, "disabled": user.disabled})
+
+
+@signing_keys_app.command("rotate")
+@operator_errors
+def signing_keys_rotate() -> None:
+    """Add a new signing key; the old ones stop signing and stay in /auth/jwks for two days."""
+    from gateway.auth.launch_keys import rotate
+
+    with _session() as session:
+        _echo({"kid": rotate(session, get_settings()), "alg": "RS256"})
+
+
+@signing_keys_app.command("list")
+@operator_errors
+def signing_keys_list() -> None:
+    """List the signing keys served at /auth/jwks (public parts only)."""
+    from gateway.auth.launch_keys import jwks
+
+    with _session() as session:
+        for key in jwks(session)["keys"]:
+            _echo({"kid": key["kid"], "alg": key.get("alg"), "kty": key["kty"]})
