@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 
+from gateway.audit.recorder import AuditRecorder
+from gateway.audit.routes import router as audit_router
 from gateway.auth.launch_routes import router as launch_router
 from gateway.auth.routes import router as auth_router
 from gateway.auth.routes import well_known_router
@@ -32,6 +34,7 @@ FHIR R4 gateway for ketamine-assisted psychotherapy (KAP) clinics.
 def create_app(settings: Settings | None = None, *, migrate_sqlite: bool = True) -> FastAPI:
     settings = settings or get_settings()
     engine = make_engine(settings)
+    audit = AuditRecorder(engine)
     if migrate_sqlite and settings.is_sqlite:
         upgrade(engine)  # the embedded default upgrades itself; PostgreSQL is upgraded by `db upgrade`
 
@@ -48,15 +51,18 @@ def create_app(settings: Settings | None = None, *, migrate_sqlite: bool = True)
             if worker is not None and thread is not None:
                 worker.stop()
                 thread.join(timeout=10)
+            audit.close()  # writes the audit events still queued
             engine.dispose()
 
     app = FastAPI(title="KAP FHIR Gateway", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.engine = engine
+    app.state.audit = audit
     install_error_handlers(app, translated=DATABASE_ERRORS, translate=busy_error)
     install_openapi(app, settings)
     app.include_router(auth_router)
     app.include_router(launch_router)
+    app.include_router(audit_router)
     app.include_router(well_known_router)  # before the FHIR router: /fhir/.well-known/... is not a type
     app.include_router(clinic_router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -194,18 +195,62 @@ def clinics_list() -> None:
 @clients_app.command("create")
 @operator_errors
 def clients_create(
-    kind: Annotated[str, typer.Option(help="client kind: clinic")],
-    clinic: Annotated[str, typer.Option(help="clinic slug")],
+    kind: Annotated[
+        str, typer.Option(help="client kind: clinic (records API), ehr (SMART backend services), admin")
+    ],
     name: Annotated[str, typer.Option(help="client name")],
+    clinic: Annotated[
+        list[str] | None, typer.Option(help="clinic slug (ehr clients: repeat for each clinic granted)")
+    ] = None,
+    jwks_file: Annotated[
+        Path | None, typer.Option(help="ehr: a JSON file with the client's public JWK Set (RS384/ES384 keys)")
+    ] = None,
+    jwks_url: Annotated[str | None, typer.Option(help="ehr: the https URL of the client's JWK Set")] = None,
+    scope: Annotated[
+        str | None, typer.Option(help='ehr: space-separated system/ scope ceiling (default "system/*.rs")')
+    ] = None,
 ) -> None:
-    """Create an OAuth client; prints {"client_id", "client_secret"} once (the secret is stored hashed)."""
-    from gateway.auth.clients import create_clinic_client
+    """Create an OAuth client. Clinic and admin clients: prints {"client_id", "client_secret"} once (the secret
+    is stored hashed). EHR clients (private_key_jwt): prints {"client_id"}."""
+    from gateway.auth.clients import (
+        DEFAULT_EHR_SCOPE,
+        create_admin_client,
+        create_clinic_client,
+        create_ehr_client,
+    )
 
-    if kind != "clinic":
-        raise typer.BadParameter("only clinic clients exist so far", param_hint="--kind")
+    clinics = clinic or []
     with _session() as session:
-        created = create_clinic_client(session, clinic_slug=clinic, name=name)
-        typer.echo(json.dumps({"client_id": created.client_id, "client_secret": created.client_secret}))
+        if kind == "clinic":
+            if len(clinics) != 1 or jwks_file or jwks_url or scope:
+                raise typer.BadParameter("a clinic client takes exactly one --clinic and no keys or scope")
+            created = create_clinic_client(session, clinic_slug=clinics[0], name=name)
+            typer.echo(json.dumps({"client_id": created.client_id, "client_secret": created.client_secret}))
+        elif kind == "ehr":
+            jwks = None
+            if jwks_file is not None:
+                try:
+                    jwks = json.loads(jwks_file.read_text())
+                except (OSError, ValueError) as error:
+                    raise typer.BadParameter(
+                        f"cannot read a JSON JWK Set: {error}", param_hint="--jwks-file"
+                    ) from None
+            new = create_ehr_client(
+                session,
+                name=name,
+                clinic_slugs=clinics,
+                jwks=jwks,
+                jwks_uri=jwks_url,
+                scopes=scope or DEFAULT_EHR_SCOPE,
+            )
+            typer.echo(json.dumps({"client_id": new.client_id}))
+        elif kind == "admin":
+            if clinics or jwks_file or jwks_url or scope:
+                raise typer.BadParameter("an admin client takes no clinic, keys or scope")
+            created = create_admin_client(session, name=name)
+            typer.echo(json.dumps({"client_id": created.client_id, "client_secret": created.client_secret}))
+        else:
+            raise typer.BadParameter("kind: clinic, ehr or admin", param_hint="--kind")
 
 
 @app.command()

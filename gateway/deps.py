@@ -12,10 +12,11 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from gateway.audit.trail import record_bearer_refused
 from gateway.auth.service import CLINIC_SCOPE, Principal, authenticate_bearer
 from gateway.clinic_api.services import ClinicScope
 from gateway.core.config import Settings
-from gateway.core.errors import ForbiddenError
+from gateway.core.errors import ForbiddenError, UnauthorizedError
 from gateway.db.engine import Engine, Session, session_scope
 from gateway.db.repositories import clinics as clinic_repo
 
@@ -50,7 +51,18 @@ def get_principal(
     request: Request, settings: SettingsDep, authorization: AuthorizationHeader = None
 ) -> Principal:
     with session_scope(request.app.state.engine, read_only=True) as session:
-        return authenticate_bearer(session, settings, authorization=authorization)
+        try:
+            return authenticate_bearer(session, settings, authorization=authorization)
+        except UnauthorizedError as error:
+            if authorization:  # a token was presented and refused: a failed authentication
+                record_bearer_refused(
+                    request.app.state.audit,
+                    settings,
+                    path=request.url.path,
+                    description=str(error),
+                    address=request.client.host if request.client else None,
+                )
+            raise
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

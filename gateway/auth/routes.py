@@ -12,8 +12,10 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 
+from gateway.audit import trail
 from gateway.auth import discovery, service
 from gateway.auth.token_request import FORM, TokenRequest, parse_basic_auth, parse_form
+from gateway.core.errors import OAuthError
 from gateway.deps import SessionDep, SettingsDep
 
 router = APIRouter(prefix="/auth", tags=["authorization"])
@@ -82,6 +84,7 @@ def token(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
+    audit: trail.AuditDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> JSONResponse:
     token_request = TokenRequest(
@@ -89,7 +92,12 @@ def token(
         basic=parse_basic_auth(authorization),
         address=request.client.host if request.client else "unknown",
     )
-    issued = service.issue_token(session, settings, request=token_request)
+    try:
+        issued = service.issue_token(session, settings, request=token_request)
+    except OAuthError as error:
+        trail.record_token(audit, settings, token_request, issued=None, error=error.error)
+        raise
+    trail.record_token(audit, settings, token_request, issued=issued, error=None)
     body: dict[str, Any] = TokenResponse.model_validate(issued.response()).model_dump()
     return JSONResponse(body, headers=NO_STORE)
 

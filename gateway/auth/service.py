@@ -6,7 +6,8 @@
 2. the attempt is counted against the client id it claims and the caller's address
    (``gateway.auth.throttle``; 429 past a limit) and the claimed client is loaded, in one short
    transaction that is committed before any slow work;
-3. the client authenticates (``authenticate_client``: ``client_secret_basic`` so far; scrypt costs the
+3. the client authenticates (``authenticate_client``: ``client_secret_basic``; ``private_key_jwt``
+   assertions in ``gateway.auth.assertion``, which commits the assertion's jti as used; scrypt costs the
    same whether or not the client id exists, so ids cannot be enumerated by timing);
 4. the grant's handler checks the grant and adds the token (it flushes, never commits);
 5. the attempt is forgiven unless the request failed with one of ``FAILED_AUTHENTICATION``; commit.
@@ -24,6 +25,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.auth import credentials, launch_token, throttle
+from gateway.auth.assertion import authenticate_assertion
+from gateway.auth.scopes import scope_within
 from gateway.auth.token_request import TokenRequest
 from gateway.core.config import Settings
 from gateway.core.errors import OAuthError, UnauthorizedError
@@ -36,6 +39,8 @@ CLINIC_SCOPE = "clinic/records.write"
 #: OAuth errors that count as a failed authentication for the throttle (a wrong secret or assertion,
 #: a guessed code or refresh token); any other outcome takes the attempt back
 FAILED_AUTHENTICATION = frozenset({"invalid_client", "invalid_grant"})
+#: the throttle's client key for assertions that name no issuer (they fail; the address limit counts them)
+UNNAMED_ASSERTION_CLIENT = "\x00unnamed-assertion"
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,10 @@ def issue_token(session: Session, settings: Settings, *, request: TokenRequest) 
             headers={"Retry-After": str(attempt.retry_after)},
         )
     try:
-        authenticated = authenticate_client(client, request)
+        if request.assertion is not None:
+            authenticated = authenticate_assertion(session, settings, client, request)
+        else:
+            authenticated = authenticate_client(client, request)
         issued = grant(session, settings, authenticated, request)
     except OAuthError as error:
         session.rollback()
@@ -135,6 +143,12 @@ def _could_exist(client_id: str) -> bool:
 
 def claimed_client_id(request: TokenRequest) -> str | None:
     """The client id the request claims, before anything is checked (the throttle's key)."""
+    if request.assertion is not None:  # private_key_jwt: the assertion's (unverified) iss
+        if request.basic is not None:
+            raise OAuthError(
+                "invalid_request", "use one client authentication method, not Basic and an assertion"
+            )
+        return request.assertion.issuer or request.form.get("client_id") or UNNAMED_ASSERTION_CLIENT
     if request.basic is not None:
         basic_id = request.basic[0]
         if request.form.get("client_id", basic_id) != basic_id:
@@ -181,11 +195,15 @@ def grant_client_credentials(
     scope = _granted_scope(client, request.form.get("scope"))
     assert client.id is not None
     clinic_pks = clinic_repo.granted_clinic_pks(session, client_pk=client.id)
-    if not clinic_pks:
+    if not clinic_pks and client.kind != "admin":  # admin clients read the audit trail, no clinic data
         raise OAuthError("unauthorized_client", "this client is granted no clinic")
     token = credentials.new_token()
     now = datetime.now(UTC)
-    lifetime = settings.access_token_lifetime_seconds
+    lifetime = (
+        settings.backend_token_lifetime_seconds
+        if client.kind == "ehr"
+        else settings.access_token_lifetime_seconds
+    )
     token_repo.add_token(
         session,
         token=AccessTokenRow(
@@ -215,7 +233,7 @@ def _granted_scope(client: ClientRow, requested: str | None) -> str:
     if "" in tokens:
         raise OAuthError("invalid_scope", "scope: tokens are separated by single spaces")
     asked = list(dict.fromkeys(tokens))
-    refused = [s for s in asked if s not in allowed]
+    refused = [s for s in asked if not scope_within(s, allowed)]  # SMART: within the ceiling
     if refused:
         raise OAuthError("invalid_scope", "scope not allowed for this client: " + " ".join(refused))
     return " ".join(asked)

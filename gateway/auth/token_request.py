@@ -11,11 +11,20 @@ import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
+
+from authlib.oauth2.rfc6749 import InvalidClientError
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 
 from gateway.core.errors import OAuthError
 
 FORM = "application/x-www-form-urlencoded"
+#: RFC 7523 §2.2 client_assertion_type
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#: an assertion larger than this is refused before it is parsed (a JWS of a few claims is < 2 KiB)
+MAX_ASSERTION_BYTES = 8192
 #: more parameters than any grant type uses; a longer form is refused before it is looked at
 MAX_PARAMETERS = 32
 
@@ -31,6 +40,51 @@ class TokenRequest:
     @property
     def grant_type(self) -> str | None:
         return self.form.get("grant_type")
+
+    @cached_property
+    def assertion(self) -> UnverifiedAssertion | None:
+        """The ``client_assertion`` (RFC 7523 §2.2), parsed but not verified; None when none is sent."""
+        return read_assertion(self.form)
+
+
+def _invalid_client(description: str) -> OAuthError:
+    return OAuthError("invalid_client", description, status_code=400)
+
+
+@dataclass(frozen=True)
+class UnverifiedAssertion:
+    """What an assertion says before anything is verified (used to find the client and throttle it)."""
+
+    header: Mapping[str, Any]
+    claims: Mapping[str, Any]
+
+    @property
+    def issuer(self) -> str | None:
+        iss = self.claims.get("iss")
+        return iss if isinstance(iss, str) else None
+
+
+def read_assertion(form: Mapping[str, str]) -> UnverifiedAssertion | None:
+    """The client assertion of a token request, unverified; None when the request sends none.
+
+    A request that sends ``client_assertion_type`` or ``client_assertion`` must send both, with the
+    jwt-bearer type and a parseable JWS (BS-3: otherwise 400 ``invalid_client``).
+    """
+    assertion_type = form.get("client_assertion_type")
+    assertion = form.get("client_assertion")
+    if assertion_type is None and assertion is None:
+        return None
+    if assertion_type != ASSERTION_TYPE:
+        raise _invalid_client(f"client_assertion_type must be {ASSERTION_TYPE}")
+    if not assertion:
+        raise _invalid_client("client_assertion is required with client_assertion_type")
+    if len(assertion) > MAX_ASSERTION_BYTES:
+        raise _invalid_client("client_assertion is too large")
+    try:
+        header, claims = JWTBearerClientAssertion().extract_assertion(assertion)
+    except InvalidClientError:
+        raise _invalid_client("client_assertion is not a signed JWT (JWS compact serialization)") from None
+    return UnverifiedAssertion(header=header, claims=claims)
 
 
 def parse_form(body: bytes, content_type: str | None) -> dict[str, str]:

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     identifier_base: str = "https://kap-gateway.example.org/id"
     access_token_lifetime_seconds: int = Field(default=3600, ge=60, le=86400)
     refresh_token_lifetime_seconds: int = Field(default=86400 * 30, ge=300)
+    #: SMART Backend Services access tokens (client_credentials of ehr clients): SHOULD be at most 300 s
+    backend_token_lifetime_seconds: int = Field(default=300, ge=60, le=3600)
     #: SMART App Launch: authorization codes are single use and live this long (SMART: about 60 s)
     authorization_code_lifetime_seconds: int = Field(default=60, ge=5, le=600)
     #: test mode: /auth/authorize approves at once, as ``launch_auto_approve_user``, without login or consent

@@ -1,0 +1,138 @@
+"""Recording AuditEvents without slowing the request that causes them.
+
+``AuditRecorder.record`` only puts the entry on an in-memory queue; one writer thread per process takes
+what has queued and inserts it in one transaction per batch (at most ``batch_size`` events, at least every
+``interval_seconds``). So a FHIR read never waits for a write, and on SQLite a read request never takes
+the write lock: only the writer does, once per batch rather than once per event. The queue is bounded:
+when it is full, ``record`` waits for the writer (back pressure) rather than drop an event. ``flush``
+writes what is queued now (tests, shutdown); ``close`` flushes and stops the thread.
+
+If the database refuses a batch, the batch is kept and retried after a pause; events are lost only if the
+process dies with events still queued (at most ``interval_seconds`` worth).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+
+import orjson
+
+from gateway.audit.events import AuditEntry
+from gateway.db.engine import Engine, session_scope
+from gateway.db.repositories import audit as audit_repo
+from gateway.db.tables import AuditEventRow
+
+log = logging.getLogger(__name__)
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AuditRecorder:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        batch_size: int = 500,
+        interval_seconds: float = 0.2,
+        max_queued: int = 50_000,
+        retry_seconds: float = 1.0,
+    ) -> None:
+        self.engine = engine
+        self.batch_size = batch_size
+        self.interval_seconds = interval_seconds
+        self.retry_seconds = retry_seconds
+        self._queue: queue.Queue[AuditEntry] = queue.Queue(maxsize=max_queued)
+        self._pending: list[AuditEntry] = []  # taken from the queue, not yet written
+        self._write_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self.written = 0
+
+    def record(self, entry: AuditEntry) -> None:
+        """Queues the event (waits only if the queue is full); the writer thread stores it."""
+        self._ensure_started()
+        self._queue.put(entry)
+
+    def flush(self) -> None:
+        """Writes every event queued so far, in the calling thread."""
+        self._write_available(block=False)
+
+    def close(self) -> None:
+        self._stopping.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout=10)
+        try:
+            self.flush()
+        except Exception:
+            log.exception("audit events could not be written at shutdown (%d queued)", self._queue.qsize())
+
+    def _ensure_started(self) -> None:
+        if self._thread is not None or self._stopping.is_set():
+            return
+        with self._start_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._write_available(block=True)
+            except Exception:
+                log.exception("audit batch not written; retrying")
+                time.sleep(self.retry_seconds)
+
+    def _write_available(self, *, block: bool) -> None:
+        if block:
+            try:
+                first = self._queue.get(timeout=self.interval_seconds)
+            except queue.Empty:
+                return
+            with self._write_lock:
+                self._pending.append(first)
+        with self._write_lock:
+            while True:
+                while len(self._pending) < self.batch_size:
+                    try:
+                        self._pending.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                if not self._pending:
+                    return
+                self._write(self._pending)
+                self.written += len(self._pending)
+                self._pending = []
+                if self._queue.empty():
+                    return
+
+    def _write(self, entries: list[AuditEntry]) -> None:
+        rows = [
+            AuditEventRow(
+                event_id=entry.event_id,
+                recorded=entry.recorded,
+                action=entry.action,
+                outcome=entry.outcome,
+                client_id=entry.client_id[:255] if entry.client_id else None,
+                clinic_pk=entry.clinic_pk,
+                patient_id=entry.patient_id[:64] if entry.patient_id else None,
+                resource_type=entry.resource_type[:64] if entry.resource_type else None,
+                content=orjson.dumps(entry.resource),
+            )
+            for entry in entries
+        ]
+        with session_scope(self.engine) as session:
+            audit_repo.add_events(session, rows=rows)
+            session.commit()
