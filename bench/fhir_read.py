@@ -1,0 +1,466 @@
+"""FHIR read-path benchmark: read and search latency and throughput at 1,000 and 10,000 demo patients.
+
+For each size it builds a PostgreSQL database (KAPGW_BENCH_POSTGRES_URL or KAPGW_TEST_POSTGRES_URL) holding
+that many demo patients, starts a real ``kap-gateway serve`` on it (one process, default settings) and,
+beside it, a bare FastAPI app on the same uvicorn that answers every request of the run with the bytes the
+gateway answered (the ceiling: HTTP, routing, the event loop). Both get the same requests, side by side:
+
+* ``read``: ``GET /fhir/Patient/{id}`` (bearer token check + one indexed read of stored bytes);
+* ``search``: ``GET /fhir/Observation?patient={id}&category=vital-signs`` (first page of 50);
+* ``search-date``: ``GET /fhir/Encounter?patient={id}&date=ge2026-01-01``.
+
+Requests rotate over 200 patients; clients keep their connections alive (the small asyncio HTTP/1.1 client
+of bench/concurrency.py, so the load generator is not the bottleneck).
+
+Loading: the demo generator's first 100 patients go through the real records service once (mapping,
+validation, store) into a scratch SQLite file; the loader then copies that clinic as many times as needed,
+each copy its own clinic with fresh ids (uuid5 of the copy and the old id, references and identifier
+systems rewritten), and writes resource, version and search-index rows with PostgreSQL COPY. The index rows
+come from ``gateway.store.search_index.index_rows`` of each copy, exactly as the store computes them; the
+indexes are built after the COPY and the tables analyzed. The EHR token is granted every clinic, so
+searches run over all patients.
+
+    python bench/fhir_read.py [--sizes 1000 10000] [--seconds 8] [--clients 1 8 32]
+
+Prints a table, writes bench/results/fhir_read.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.concurrency import Connection  # noqa: E402
+from bench.ingest import Gateway, free_port, postgres_database, wait_until_up  # noqa: E402
+
+BASE_PATIENTS = 100
+ROTATE = 200
+UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+# --- loading ----------------------------------------------------------------------------------------------
+
+
+def base_clinic(tmp: Path) -> tuple[list[Any], str]:
+    """The first BASE_PATIENTS demo patients through the real records service, in a scratch SQLite file."""
+    from gateway.core.config import Settings
+    from gateway.db.engine import Session, make_engine
+    from gateway.db.migrate import upgrade
+    from gateway.db.repositories.resources import RESOURCE
+    from gateway.demo import load_demo
+
+    settings = Settings(database_url=f"sqlite:///{tmp}/base.db", log_json=False)
+    engine = make_engine(settings)
+    upgrade(engine)
+    with Session(engine) as session:
+        load_demo(session, settings, slug="bench", patients=BASE_PATIENTS, seed=0, start=date(2026, 1, 5))
+        rows = list(session.connection().execute(RESOURCE.select().where(RESOURCE.c.deleted.is_(False))))
+    engine.dispose()
+    return rows, settings.identifier_base
+
+
+def _copy_rows(cursor: Any, table: str, columns: list[str], rows: list[tuple]) -> None:
+    with cursor.copy(f'COPY "{table}" ({", ".join(columns)}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def load_copies(url: str, base: list[Any], identifier_base: str, patients: int) -> dict[str, Any]:
+    """``patients // BASE_PATIENTS`` copies of the base clinic, written with COPY; returns counts."""
+    import psycopg
+    from sqlalchemy import create_engine
+    from sqlmodel import SQLModel
+
+    from gateway.db.engine import normalize_url
+    from gateway.store.search_index import index_rows
+
+    started = time.perf_counter()
+    copies = patients // BASE_PATIENTS
+    engine = create_engine(normalize_url(url))
+    tables = {t.name: t for t in SQLModel.metadata.sorted_tables}
+    bulk = [
+        "resource",
+        "resource_version",
+        "search_token",
+        "search_reference",
+        "search_date",
+        "search_string",
+    ]
+    indexes = [index for name in bulk for index in tables[name].indexes]
+    with engine.begin() as connection:
+        for index in indexes:
+            index.drop(connection)
+    engine.dispose()
+    counts: Counter[str] = Counter()
+    pk = 0
+    now = datetime.now(UTC)
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        with conn.cursor() as cursor:
+            for k in range(copies):
+                slug = f"bench-{k:03d}"
+                cursor.execute(
+                    "INSERT INTO clinic (slug, name, created_at) VALUES (%s, %s, %s) RETURNING id",
+                    (slug, f"Bench clinic {k}", now),
+                )
+                clinic_pk = cursor.fetchone()[0]
+                ids: dict[bytes, bytes] = {}
+
+                def fresh(match: re.Match[bytes], k: int = k, ids: dict[bytes, bytes] = ids) -> bytes:
+                    old = match.group(0)
+                    if old not in ids:
+                        ids[old] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"bench/{k}/{old.decode()}")).encode()
+                    return ids[old]
+
+                old_system = f"{identifier_base.rstrip('/')}/bench/".encode()
+                new_system = f"{identifier_base.rstrip('/')}/{slug}/".encode()
+                resources, versions = [], []
+                index: dict[str, list[tuple]] = {"token": [], "reference": [], "date": [], "string": []}
+                for row in base:
+                    pk += 1
+                    content = UUID.sub(fresh, row.content.replace(old_system, new_system))
+                    resource = orjson.loads(content)
+                    resources.append(
+                        (pk, clinic_pk, row.resource_type, resource["id"], row.version_id, row.last_updated,
+                         content, row.content_hash, False)
+                    )  # fmt: skip
+                    versions.append((pk, row.version_id, row.last_updated, content, False))
+                    for kind, kind_rows in index_rows(pk, resource).items():
+                        for r in kind_rows:
+                            if kind == "token":
+                                index[kind].append(
+                                    (pk, r["resource_type"], r["param"], r["system"], r["code"])
+                                )
+                            elif kind == "reference":
+                                index[kind].append(
+                                    (pk, r["resource_type"], r["param"], r["target_type"], r["target_id"])
+                                )
+                            elif kind == "date":
+                                index[kind].append((pk, r["resource_type"], r["param"], r["start"], r["end"]))
+                            else:
+                                index[kind].append((pk, r["resource_type"], r["param"], r["value"]))
+                _copy_rows(cursor, "resource", ["id", "clinic_pk", "resource_type", "resource_id", "version_id",
+                           "last_updated", "content", "content_hash", "deleted"], resources)  # fmt: skip
+                _copy_rows(cursor, "resource_version", ["resource_pk", "version_id", "last_updated", "content",
+                           "deleted"], versions)  # fmt: skip
+                columns = {
+                    "token": ["resource_pk", "resource_type", "param", "system", "code"],
+                    "reference": ["resource_pk", "resource_type", "param", "target_type", "target_id"],
+                    "date": ["resource_pk", "resource_type", "param", "start", '"end"'],
+                    "string": ["resource_pk", "resource_type", "param", "value"],
+                }
+                for kind, kind_rows in index.items():
+                    _copy_rows(cursor, f"search_{kind}", columns[kind], kind_rows)
+                    counts[f"search_{kind}"] += len(kind_rows)
+                counts["resource"] += len(resources)
+                conn.commit()
+                print(f"  copy {k + 1}/{copies}: {counts['resource']:,} resources", end="\r", flush=True)
+            cursor.execute("SELECT setval(pg_get_serial_sequence('resource', 'id'), %s)", (pk,))
+        conn.commit()
+    print()
+    loaded = time.perf_counter() - started
+    engine = create_engine(normalize_url(url))
+    with engine.begin() as connection:
+        for index in indexes:
+            index.create(connection)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        from sqlalchemy import text
+
+        connection.execute(text("VACUUM ANALYZE"))
+    engine.dispose()
+    return {
+        "patients": copies * BASE_PATIENTS,
+        "clinics": copies,
+        "rows": dict(counts),
+        "copy_seconds": round(loaded, 1),
+        "index_seconds": round(time.perf_counter() - started - loaded, 1),
+    }
+
+
+def ehr_token(url: str) -> str:
+    """An ehr client granted every clinic, and a system/*.read token, written as the token endpoint does."""
+    from gateway.auth import credentials
+    from gateway.core.config import Settings
+    from gateway.db.engine import Session, make_engine
+    from gateway.db.repositories import clinics as clinic_repo
+    from gateway.db.repositories import tokens as token_repo
+    from gateway.db.tables import AccessTokenRow, ClientRow
+
+    settings = Settings(database_url=url)
+    engine = make_engine(settings)
+    token = credentials.new_token()
+    now = datetime.now(UTC)
+    with Session(engine) as session:
+        pks = [c.id for c in clinic_repo.list_clinics(session) if c.id is not None]
+        client = clinic_repo.add_client(
+            session,
+            client=ClientRow(client_id=credentials.new_client_id(), kind="ehr", name="bench",
+                             token_endpoint_auth_method="private_key_jwt", scopes="system/*.read"),
+            clinic_pks=pks,
+        )  # fmt: skip
+        assert client.id is not None
+        token_repo.add_token(
+            session,
+            token=AccessTokenRow(
+                token_hash=credentials.token_hash(token, settings.token_signing_secret.get_secret_value()),
+                client_pk=client.id,
+                scope="system/*.read",
+                issued_at=now,
+                expires_at=now + timedelta(hours=6),
+            ),
+        )
+        session.commit()
+    engine.dispose()
+    return token
+
+
+# --- load generation --------------------------------------------------------------------------------------
+
+
+def paths_for(patient_ids: list[str]) -> dict[str, list[str]]:
+    return {
+        "read": [f"/fhir/Patient/{p}" for p in patient_ids],
+        "search": [f"/fhir/Observation?patient={p}&category=vital-signs" for p in patient_ids],
+        "search-date": [f"/fhir/Encounter?patient={p}&date={quote('ge2026-01-01')}" for p in patient_ids],
+    }
+
+
+def raw_request(port: int, token: str, path: str) -> bytes:
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
+        "Accept: application/fhir+json\r\n\r\n"
+    ).encode()
+
+
+async def load(port: int, token: str, paths: list[str], clients: int, seconds: float) -> dict:
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    requests = [raw_request(port, token, p) for p in paths]
+    deadline = time.perf_counter() + seconds
+
+    async def client(index: int) -> None:
+        n = index * 7
+        async with Connection(port) as connection:
+            while time.perf_counter() < deadline:
+                n += 1
+                started = time.perf_counter()
+                status, _ = await connection.request(requests[n % len(requests)])
+                latencies.append(time.perf_counter() - started)
+                statuses[status] += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    elapsed = time.perf_counter() - started
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {
+        "requests": len(latencies),
+        "requests_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(q[49] * 1000, 2),
+        "p95_ms": round(q[94] * 1000, 2),
+        "p99_ms": round(q[98] * 1000, 2),
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+    }
+
+
+class BareServer:
+    """A bare FastAPI app answering each recorded path with the gateway's bytes (``--serve-bare``)."""
+
+    def __init__(self, bodies: dict[str, bytes], workdir: Path):
+        self.port = free_port()
+        self.workdir = workdir
+        (workdir / "bare.json").write_bytes(orjson.dumps({k: v.decode() for k, v in bodies.items()}))
+
+    def __enter__(self) -> BareServer:
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--serve-bare", str(self.port), str(self.workdir)],
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until_up(f"http://127.0.0.1:{self.port}/healthz")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def serve_bare(port: int, workdir: Path) -> None:
+    import uvicorn
+    from fastapi import FastAPI
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+
+    bodies = {k: v.encode() for k, v in orjson.loads((workdir / "bare.json").read_bytes()).items()}
+    app = FastAPI()
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def fhir(request: Request) -> Response:
+        key = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return Response(bodies[key], media_type="application/fhir+json")
+
+    app.router.add_route("/healthz", healthz)
+    app.router.add_route("/fhir/{path:path}", fhir)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def run_size(
+    patients: int, base: list[Any], identifier_base: str, clients: list[int], seconds: float
+) -> dict:
+    import httpx
+
+    admin = os.environ.get("KAPGW_BENCH_POSTGRES_URL") or os.environ["KAPGW_TEST_POSTGRES_URL"]
+    url, drop = postgres_database(admin)
+    rows: list[dict] = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run([sys.executable, "-m", "gateway.cli", "db", "upgrade"], check=True, cwd=tmp,
+                           env={**os.environ, "KAPGW_DATABASE_URL": url}, capture_output=True)  # fmt: skip
+            print(f"loading {patients:,} patients")
+            loaded = load_copies(url, base, identifier_base, patients)
+            print(f"  {loaded}")
+            token = ehr_token(url)
+            with Gateway(url, Path(tmp)) as gateway:
+                http = httpx.Client(
+                    base_url=gateway.base, headers={"Authorization": f"Bearer {token}"}, timeout=60
+                )
+                everyone = http.get("/fhir/Patient", params={"_count": "1000", "_total": "accurate"}).json()
+                assert everyone["total"] == loaded["patients"], everyone.get("total")
+                rng = random.Random(patients)
+                ids = [e["resource"]["id"] for e in everyone["entry"]]
+                if loaded["patients"] > 1000:  # pick from every clinic, not the first 1,000 patients only
+                    ids = [e["resource"]["id"] for e in http.get(
+                        "/fhir/Patient", params={"_count": "1000", "_sort": "-_lastUpdated"}).json()["entry"]] + ids  # fmt: skip
+                patient_ids = rng.sample(ids, min(ROTATE, len(ids)))
+                ops = paths_for(patient_ids)
+                bodies: dict[str, bytes] = {}
+                for op_paths in ops.values():
+                    for path in op_paths:
+                        response = http.get(path)
+                        assert response.status_code == 200, (path, response.status_code)
+                        bodies[path] = response.content
+                with BareServer(bodies, Path(tmp)) as bare:
+                    servers = {"gateway": gateway.port, "bare FastAPI": bare.port}
+                    for port in servers.values():
+                        asyncio.run(load(port, token, ops["read"], 8, 1.0))
+                    for op, op_paths in ops.items():
+                        for n in clients:
+                            for name, port in servers.items():
+                                cell = asyncio.run(load(port, token, op_paths, n, seconds))
+                                row = {"patients": patients, "server": name, "op": op, "clients": n, **cell}
+                                rows.append(row)
+                                print_row(row)
+    finally:
+        drop()
+    return {"load": loaded, "results": rows}
+
+
+HEADER = f"{'patients':>9} {'server':<14}{'op':<13}{'clients':>8}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+
+
+def print_row(r: dict) -> None:
+    print(
+        f"{r['patients']:>9} {r['server']:<14}{r['op']:<13}{r['clients']:>8}{r['requests_per_s']:>9}"
+        f"{r['p50_ms']:>9}{r['p95_ms']:>9}{r['p99_ms']:>9}  {r['statuses']}",
+        flush=True,
+    )
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = [
+        "| patients | op | clients | gateway req/s | p50 / p95 / p99 ms | bare FastAPI req/s | p50 / p95 / p99 ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    index = {(r["patients"], r["op"], r["clients"], r["server"]): r for r in rows}
+    for patients, op, clients, server in index:
+        if server != "gateway":
+            continue
+        g, b = index[(patients, op, clients, "gateway")], index[(patients, op, clients, "bare FastAPI")]
+        lines.append(
+            f"| {patients:,} | {op} | {clients} | {g['requests_per_s']:,.0f} | "
+            f"{g['p50_ms']:.1f} / {g['p95_ms']:.1f} / {g['p99_ms']:.1f} | {b['requests_per_s']:,.0f} | "
+            f"{b['p50_ms']:.1f} / {b['p95_ms']:.1f} / {b['p99_ms']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def growth(rows: list[dict], sizes: list[int]) -> list[str]:
+    if len(sizes) < 2:
+        return []
+    small, large = min(sizes), max(sizes)
+    index = {(r["patients"], r["op"], r["clients"], r["server"]): r for r in rows}
+    out = []
+    for (patients, op, clients, server), r in index.items():
+        if patients != small or server != "gateway" or (large, op, clients, server) not in index:
+            continue
+        big = index[(large, op, clients, server)]
+        out.append(
+            f"{op} at {clients} clients: p95 {r['p95_ms']:.1f} -> {big['p95_ms']:.1f} ms "
+            f"(x{big['p95_ms'] / r['p95_ms']:.2f}), req/s {r['requests_per_s']:,.0f} -> {big['requests_per_s']:,.0f}"
+        )
+    return out
+
+
+def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--serve-bare":
+        serve_bare(int(sys.argv[2]), Path(sys.argv[3]))
+        return
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        print(f"mapping the base clinic ({BASE_PATIENTS} patients) through the records service")
+        started = time.perf_counter()
+        base, identifier_base = base_clinic(Path(tmp))
+        print(f"  {len(base):,} resources in {time.perf_counter() - started:.0f} s")
+    print(HEADER)
+    runs = {size: run_size(size, base, identifier_base, args.clients, args.seconds) for size in args.sizes}
+    rows = [row for run in runs.values() for row in run["results"]]
+    print()
+    print(markdown(rows))
+    print()
+    for line in growth(rows, args.sizes):
+        print(line)
+    out = ROOT / "bench" / "results" / "fhir_read.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "machine": {"cpus": os.cpu_count()},
+                "seconds": args.seconds,
+                "loads": {str(k): v["load"] for k, v in runs.items()},
+                "results": rows,
+                "growth": growth(rows, args.sizes),
+            },
+            indent=2,
+            default=str,
+        )
+    )
+    print(f"wrote {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

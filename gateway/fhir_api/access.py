@@ -1,0 +1,103 @@
+"""What a /fhir token may see: its clinics, its SMART scopes and, for patient/ scopes, its patient.
+
+SMART App Launch 2.x scopes (https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html):
+every query of the FHIR API (read, search, ``_include``, ``_revinclude``, ``$everything``, ``$export``)
+asks :class:`FhirAccess` for the rule of the resource type it touches, so no path can return a resource
+the token was not granted:
+
+* ``clinic_pks``: the clinics the client is granted (narrowed to the token's clinic when it is bound to one);
+* ``rule(type, permission)``: an OR of AND-ed search clauses. Each scope that covers the type contributes
+  its v2 query constraint (``patient/Observation.rs?category=vital-signs``); a ``patient/`` scope adds the
+  launch patient's compartment (``patient=<id>``, or ``_id`` for Patient). ``[]`` means "not allowed",
+  ``[()]`` "no constraint".
+
+Types outside every scope answer 403; resources outside a rule are simply not found.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.auth.scopes import ScopeSet
+from gateway.auth.service import Principal
+from gateway.core.errors import FhirError, forbidden
+from gateway.store.search_params import SEARCH_PARAMS
+from gateway.store.search_query import (
+    Clause,
+    Conjunction,
+    ReferenceValue,
+    SearchError,
+    constraint_clauses,
+)
+
+#: client kinds that read /fhir (clinic tokens push records through /api/v1 only)
+FHIR_CLIENT_KINDS = frozenset({"ehr", "app"})
+
+
+def compartment_clause(resource_type: str, patient_id: str) -> Clause | None:
+    """The clause that keeps ``resource_type`` to one patient's compartment; None for types outside it
+    (Practitioner, Organization: shared by the clinic's patients)."""
+    if resource_type == "Patient":
+        return Clause("_id", "id", (patient_id,))
+    params = SEARCH_PARAMS.get(resource_type, {})
+    for name in ("patient", "subject"):
+        if name in params and params[name].type == "reference":
+            return Clause(name, "reference", (ReferenceValue("Patient", patient_id),))
+    return None
+
+
+@dataclass(frozen=True)
+class FhirAccess:
+    clinic_pks: tuple[int, ...]
+    scopes: ScopeSet
+    patient_id: str | None = None
+
+    @classmethod
+    def from_principal(cls, principal: Principal) -> FhirAccess:
+        if principal.kind not in FHIR_CLIENT_KINDS:
+            raise forbidden("this token is not for the FHIR API (use an ehr or app client)")
+        clinics = principal.clinic_pks
+        if principal.clinic_pk is not None:
+            clinics = tuple(pk for pk in clinics if pk == principal.clinic_pk)
+        return cls(
+            clinic_pks=tuple(clinics),
+            scopes=ScopeSet.of(principal.scopes),
+            patient_id=getattr(principal, "patient_id", None),
+        )
+
+    def allows(self, resource_type: str, permission: str = "r") -> bool:
+        return bool(self.rule(resource_type, permission))
+
+    def require(self, resource_type: str, permission: str = "r") -> list[Conjunction]:
+        """The rule, or 403 when no scope grants ``permission`` on the type."""
+        rule = self.rule(resource_type, permission)
+        if not rule:
+            verb = {"r": "read", "s": "search"}.get(permission, permission)
+            raise forbidden(f"the token's scopes do not allow {verb} on {resource_type}")
+        return rule
+
+    def rule(self, resource_type: str, permission: str = "r") -> list[Conjunction]:
+        rule: list[Conjunction] = []
+        for scope in self.scopes.scopes:
+            if not scope.covers(resource_type, permission):
+                continue
+            try:
+                clauses = list(constraint_clauses(resource_type, scope.query))
+            except SearchError:
+                continue  # a constraint the index cannot answer grants nothing (never more)
+            if scope.context == "patient":
+                if self.patient_id is None:
+                    continue  # a patient/ scope without a launch patient grants nothing
+                clause = compartment_clause(resource_type, self.patient_id)
+                if clause is not None:
+                    clauses.append(clause)
+            conjunction = tuple(clauses)
+            if not conjunction:
+                return [()]
+            if conjunction not in rule:
+                rule.append(conjunction)
+        return rule
+
+
+def access_error(error: SearchError) -> FhirError:
+    return FhirError(400, error.code, str(error), expression=[error.expression] if error.expression else [])
