@@ -20,6 +20,7 @@ reuse commits the revocation before it raises (the service rolls back on errors)
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -106,6 +107,17 @@ def grant_refresh_token(
         _end_grant(session, row.code_pk)
         raise OAuthError("invalid_grant", "the refresh token was already used; the grant is revoked")
     return _issue(session, settings, client, grant, scope=scope, with_id_token=False, refresh_scope=row.scope)
+
+
+def naming_public_client(session: Session, settings: Settings, request: TokenRequest) -> TokenRequest:
+    """A refresh request without client authentication, with ``client_id`` added when its refresh token
+    belongs to a public client (RFC 6749 §6: only confidential clients must authenticate to refresh)."""
+    token = request.form.get("refresh_token")
+    row = launch_repo.get_refresh_token(session, token_hash=_refresh_hash(settings, token)) if token else None
+    client = launch_repo.get_client_by_pk(session, pk=row.client_pk) if row is not None else None
+    if client is None or client.token_endpoint_auth_method != "none":
+        return request
+    return dataclasses.replace(request, form={**request.form, "client_id": client.client_id})
 
 
 def _issue(

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select, update
 from gateway.db.tables import (
     AccessTokenRow,
     AuthorizationCodeRow,
+    ClientRow,
     GrantTokenRow,
     RefreshTokenRow,
     ResourceRow,
@@ -77,6 +78,10 @@ def delete_expired_codes(session: Session, *, before: datetime) -> None:
 
 
 # --- refresh tokens ---
+
+
+def get_client_by_pk(session: Session, *, pk: int) -> ClientRow | None:
+    return session.get(ClientRow, pk)
 
 
 def add_refresh_token(session: Session, *, token: RefreshTokenRow) -> RefreshTokenRow:

@@ -512,3 +512,39 @@ def test_consent_needs_a_signed_in_user(client, launch) -> None:
     page = client.get("/auth/authorize", params=launch.params(), follow_redirects=False)
     response = client.post("/auth/consent", data={**hidden_inputs(page.text), "decision": "approve"})
     assert response.status_code == 403 and "location" not in response.headers
+
+
+def test_public_client_refreshes_with_the_refresh_token_alone(client, launch) -> None:
+    first = full_launch(client, launch).json()
+    response = client.post(
+        "/auth/token", data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["patient"] == first["patient"]
+
+
+def test_confidential_client_must_authenticate_to_refresh(client, engine, clinic) -> None:
+    clinic.put("patients", "p-1", PATIENT)
+    make_user(engine, "dr-a", [clinic.slug])
+    launch = Launch(make_app(engine, clinic.slug, public=False), aud=AUD)
+    code = browse_to_code(client, launch, patient=patient_id("clinic-a", "p-1"))["code"]
+    first = exchange(client, launch, code).json()
+    bare = client.post(
+        "/auth/token", data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    )
+    assert bare.status_code == 401 and bare.json()["error"] == "invalid_client"
+    named = client.post(
+        "/auth/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": first["refresh_token"],
+            "client_id": launch.app.client_id,
+        },
+    )
+    assert named.status_code == 400 and named.json()["error"] == "invalid_client"
+    ok = client.post(
+        "/auth/token",
+        data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+        auth=launch.auth(),
+    )
+    assert ok.status_code == 200, ok.text
