@@ -297,6 +297,27 @@ def _register_launch_commands() -> None:
     register_commands(app)
 
 
+def _register_sync_commands() -> None:
+    """connections, keys, sync, worker (gateway/sync/cli.py; imported last, it uses the helpers above)."""
+    from gateway.sync.cli import register_commands
+
+    register_commands(app)
+
+
+def _register_launch_commands() -> None:
+    """users, signing-keys (gateway/auth/launch_cli.py; imported last, it uses the helpers above)."""
+    from gateway.auth.launch_cli import register_commands
+
+    register_commands(app)
+
+
+def _register_audit_commands() -> None:
+    """audit search (gateway/audit/cli.py; imported last, it uses the helpers above)."""
+    from gateway.audit.cli import register_commands
+
+    register_commands(app)
+
+
 if __name__ == "__main__":
     # `python -m gateway.cli`: run the importable module's app, which the command modules (they import
     # gateway.cli) register on; registering from this __main__ copy would import gateway.cli a second time

@@ -56,6 +56,25 @@ class Settings(BaseSettings):
     in_process_worker: bool = True
     #: how long an idle worker loop sleeps before it looks for work again
     worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    #: EHR sync (gateway/sync): seconds for each outbound HTTP request (connect, read, write, pool)
+    sync_http_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
+    #: how long a worker's claim on a patient's deliveries lasts (renewed while it works)
+    sync_lease_seconds: float = Field(default=60.0, ge=1)
+    #: retries back off exponentially with full jitter: random(0, min(cap, base * 2**attempts))
+    sync_backoff_base_seconds: float = Field(default=2.0, gt=0)
+    sync_backoff_cap_seconds: float = Field(default=600.0, gt=0)
+    #: a delivery still failing this long after it was written goes to the dead letters
+    sync_max_age_seconds: float = Field(default=3 * 86400.0, gt=0)
+    #: consecutive failed attempts after which a connection is paused (circuit breaker) ...
+    sync_breaker_failures: int = Field(default=5, ge=1)
+    #: ... for this long (doubling while it keeps failing, up to the backoff cap)
+    sync_breaker_pause_seconds: float = Field(default=30.0, gt=0)
+    #: entries per transaction Bundle (some EHRs refuse large ones)
+    sync_transaction_size: int = Field(default=8, ge=1, le=500)
+    #: resources per claim of one patient's deliveries
+    sync_claim_size: int = Field(default=1000, ge=1)
+    #: how often capabilities (/metadata, smart-configuration) are probed again
+    sync_probe_interval_seconds: float = Field(default=3600.0, gt=0)
     #: connections the pool keeps per process; default (0) = worker_threads, so no thread waits for one
     db_pool_size: int = Field(default=0, ge=0)
     #: extra connections beyond the pool size under bursts (closed again when idle)

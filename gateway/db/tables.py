@@ -293,6 +293,7 @@ class OutboxRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("resource_pk", "version_id", "connection_pk", name="uq_outbox_delivery"),
         Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_group", "connection_pk", "patient_key", "status"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BIGINT_PK, primary_key=True, autoincrement=True))
@@ -309,6 +310,75 @@ class OutboxRow(SQLModel, table=True):
     last_status_code: int | None = None
     last_outcome_code: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
+    #: the EHR's OperationOutcome of the last failed attempt (kept for dead letters), or a transport error
+    outcome: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    delivered_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime(), nullable=True))
+
+
+# --- EHR sync (migration 0007): connections, EHR ids per connection, per-key leases ---
+
+
+class EhrConnectionRow(SQLModel, table=True):
+    """A hospital EHR endpoint a clinic pushes to and imports from (DESIGN §8).
+
+    The private key is never stored: ``private_key_file`` names a PEM file (or ``private_key_env`` an
+    environment variable holding one). ``capabilities`` is what the last probe of ``/metadata`` and
+    ``.well-known/smart-configuration`` found. ``failures``/``paused_until`` are the circuit breaker.
+    """
+
+    __tablename__ = "ehr_connection"
+    __table_args__ = (UniqueConstraint("clinic_pk", "name", name="uq_ehr_connection_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    clinic_pk: int = Field(foreign_key="clinic.id", index=True, ondelete="CASCADE")
+    name: str = Field(max_length=64)
+    fhir_base: str = Field(max_length=500)
+    client_id: str = Field(max_length=255)
+    private_key_file: str | None = Field(default=None, max_length=500)
+    private_key_env: str | None = Field(default=None, max_length=100)
+    kid: str = Field(max_length=255)
+    alg: str = Field(max_length=8)
+    scope: str = Field(max_length=2000)
+    #: comma-separated resource types pushed to the EHR
+    push_types: str = Field(max_length=2000)
+    token_url: str | None = Field(default=None, max_length=500)
+    capabilities: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    probed_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime(), nullable=True))
+    disabled: bool = Field(default=False)
+    failures: int = Field(default=0)
+    paused_until: datetime | None = Field(default=None, sa_column=Column(UtcDateTime(), nullable=True))
+    #: backfill passes done (a new connection gets every resource the clinic has, twice checked)
+    backfill_passes: int = Field(default=0)
+    created_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
+
+
+class SyncIdMapRow(SQLModel, table=True):
+    """Our resource -> its id at the EHR of one connection, and the last of our versions it holds."""
+
+    __tablename__ = "sync_id_map"
+
+    connection_pk: int = Field(foreign_key="ehr_connection.id", primary_key=True, ondelete="CASCADE")
+    resource_pk: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    ehr_id: str = Field(max_length=64)
+    ehr_version: str | None = Field(default=None, max_length=64)
+    version_sent: int
+    updated_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
+
+
+class SyncLeaseRow(SQLModel, table=True):
+    """A lease on one delivery key of a connection (a patient's resources, or one shared resource).
+
+    Whoever holds it is the only one creating those resources at the EHR, so search-then-create and
+    conditional creates never race; a killed worker's lease runs out and another takes over.
+    """
+
+    __tablename__ = "sync_lease"
+
+    connection_pk: int = Field(foreign_key="ehr_connection.id", primary_key=True, ondelete="CASCADE")
+    key: str = Field(max_length=80, primary_key=True)
+    owner: str = Field(max_length=64)
+    until: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
 
 
 # --- SMART App Launch (migration 0006): clinician users, authorization codes, refresh tokens, signing keys ---

@@ -11,16 +11,17 @@ from datetime import datetime
 
 from gateway.db.engine import Session
 from gateway.db.repositories import resources as resource_repo
+from gateway.db.repositories import sync as sync_repo
 from gateway.store.versions import VersionWrite
 
 
-def subscribed_connections(session: Session, *, clinic_pk: int) -> list[int]:
-    """EHR connections that receive this clinic's resources.
-
-    There is no connection table yet (the sync issue adds EHR connections); until then no clinic has
-    a subscriber and no outbox rows are written.
-    """
-    return []
+def subscribed_connections(session: Session, *, clinic_pk: int) -> list[tuple[int, frozenset[str]]]:
+    """The clinic's enabled EHR connections and the resource types each receives (read per write, so a
+    connection created from the CLI is seen by the running gateway at once)."""
+    return [
+        (pk, frozenset(t for t in types.split(",") if t))
+        for pk, types in sync_repo.subscribed_connections(session, clinic_pk=clinic_pk)
+    ]
 
 
 def enqueue(
@@ -31,6 +32,8 @@ def enqueue(
     patient_key: str | None,
     now: datetime,
 ) -> int:
+    if not any(w.changed for w in writes):
+        return 0
     connections = subscribed_connections(session, clinic_pk=clinic_pk)
     rows = [
         {
@@ -46,7 +49,8 @@ def enqueue(
         }
         for w in writes
         if w.changed
-        for connection in connections
+        for connection, types in connections
+        if w.resource_type in types
     ]
     resource_repo.add_outbox_rows(session, rows=rows)
     return len(rows)

@@ -1,0 +1,299 @@
+"""The outbox worker on both databases: enqueueing, backfill, leases, delivery, dead letters, the breaker.
+
+The EHR here is a small in-memory fake (fake_ehr.py); tests/integration runs the same worker against Medplum."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from support.fake_ehr import FakeEhr
+
+from gateway.core.config import Settings
+from gateway.db.engine import session_scope
+from gateway.db.repositories import sync as sync_repo
+from gateway.db.tables import EhrConnectionRow, utcnow
+from gateway.demo import load_demo
+from gateway.sync import connections
+from gateway.sync import status as sync_status
+from gateway.sync.keys import generate_key, load_private_key
+from gateway.sync.outbox import Deliverer
+from gateway.sync.smart_client import Endpoint, SmartClient
+
+KEY = generate_key("ES384", "k")
+CAPS = {
+    "transaction": {"mode": "transaction"},
+    "conditional": {"mode": "conditional"},
+    "search": {"mode": "search"},
+}
+
+
+@pytest.fixture
+def fast(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={
+            "sync_backoff_base_seconds": 0.01,
+            "sync_backoff_cap_seconds": 0.05,
+            "sync_breaker_failures": 3,
+            "sync_breaker_pause_seconds": 30,
+        }
+    )
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeEhr]:
+    ehr = FakeEhr()
+    key_file = tmp_path / "k.pem"
+    key_file.write_bytes(KEY.private_pem)
+    clients: dict[int, SmartClient] = {}
+
+    def client_for(row: EhrConnectionRow, settings: Settings) -> SmartClient:
+        assert row.id is not None
+        if row.id not in clients:
+            endpoint = Endpoint(
+                row.fhir_base,
+                "https://ehr.test/token",
+                row.client_id,
+                row.scope,
+                "ES384",
+                "k",
+                load_private_key(alg="ES384", path=str(key_file)),
+            )
+            clients[row.id] = SmartClient(endpoint, timeout=5, transport=ehr.transport())
+        return clients[row.id]
+
+    monkeypatch.setattr(connections, "client_for", client_for)
+    ehr.key_file = key_file  # type: ignore[attr-defined]
+    yield ehr
+    for client in clients.values():
+        client.close()
+
+
+def add_connection(
+    engine: Engine,
+    settings: Settings,
+    fake: FakeEhr,
+    *,
+    mode: str = "transaction",
+    push: list[str] | None = None,
+) -> int:
+    with session_scope(engine) as session:
+        row = connections.create_connection(
+            session,
+            settings,
+            clinic_slug="demo",
+            name="h",
+            fhir_base="https://ehr.test/fhir",
+            client_id="gw",
+            private_key_file=str(fake.key_file),
+            kid="k",
+            alg="ES384",
+            push=push,
+            probe=False,  # type: ignore[attr-defined]
+        )
+        assert row.id is not None
+        sync_repo.update_connection(
+            session,
+            pk=row.id,
+            values={"capabilities": CAPS[mode], "token_url": "https://ehr.test/token", "probed_at": utcnow()},
+        )
+        session.commit()
+        return row.id
+
+
+def outbox(engine: Engine) -> dict[str, int]:
+    with engine.connect() as c:
+        return {
+            r[0]: int(r[1]) for r in c.execute(text("SELECT status, count(*) FROM outbox GROUP BY status"))
+        }
+
+
+def run(engine: Engine, settings: Settings, deliverer: Deliverer | None = None) -> int:
+    deliverer = deliverer or Deliverer(engine, settings)
+    connections.upkeep(engine, settings, now=utcnow())
+    claims = 0
+    while deliverer.run_once():
+        claims += 1
+    return claims
+
+
+@pytest.fixture
+def demo(engine: Engine, fast: Settings) -> None:
+    with session_scope(engine) as session:
+        load_demo(session, fast, slug="demo", patients=1, seed=3, start=date(2026, 1, 5))
+
+
+def test_no_connection_no_outbox_rows_and_a_new_connection_backfills_once(
+    engine: Engine, fast: Settings, demo: None, fake: FakeEhr
+) -> None:
+    assert outbox(engine) == {}
+    add_connection(engine, fast, fake, push=["Patient", "Encounter"])
+    connections.upkeep(engine, fast, now=utcnow())
+    with engine.connect() as c:
+        types = {
+            r[0]
+            for r in c.execute(
+                text("SELECT DISTINCT r.resource_type FROM outbox o JOIN resource r ON r.id = o.resource_pk")
+            )
+        }
+    assert types == {"Patient", "Encounter"}  # only what the connection receives
+    first = outbox(engine)["pending"]
+    later = utcnow() + timedelta(seconds=fast.sync_lease_seconds + 1)
+    connections.upkeep(engine, fast, now=later)  # the second pass finds nothing new
+    assert outbox(engine) == {"pending": first}
+
+
+@pytest.mark.parametrize("mode", ["transaction", "conditional", "search"])
+def test_everything_is_delivered_once_and_a_second_run_sends_nothing(
+    engine: Engine, fast: Settings, demo: None, fake: FakeEhr, mode: str
+) -> None:
+    add_connection(engine, fast, fake, mode=mode)
+    assert run(engine, fast) > 0
+    delivered = outbox(engine)
+    assert set(delivered) == {"delivered"}
+    for resource_type in ("Patient", "Encounter", "Observation", "Provenance"):
+        held = fake.ours(resource_type)
+        assert held and all(len(v) == 1 for v in held.values())
+    (patient,) = fake.ours("Patient").values()
+    encounter = next(iter(fake.ours("Encounter").values()))[0]
+    assert encounter["subject"]["reference"] == f"Patient/{patient[0]['id']}"  # rewritten to the EHR's id
+    sent = dict(fake.requests)
+    assert run(engine, fast) == 0
+    assert dict(fake.requests) == sent
+    assert (mode == "transaction") == (fake.requests["transaction"] > 0)
+
+
+def test_writes_after_the_connection_are_enqueued_in_their_transaction(
+    engine: Engine, fast: Settings, demo: None, fake: FakeEhr
+) -> None:
+    from gateway.clinic_api import services
+    from gateway.db.repositories.clinics import get_clinic
+    from mappings.records import PatientRecord
+
+    add_connection(engine, fast, fake)
+    run(engine, fast)
+    with session_scope(engine) as session:
+        clinic = get_clinic(session, slug="demo")
+        assert clinic is not None and clinic.id is not None
+        scope = services.ClinicScope(clinic.id, clinic.slug, clinic.name)
+        services.put_record(
+            session,
+            fast,
+            clinic=scope,
+            kind="patients",
+            external_id="new-1",
+            model=PatientRecord.model_validate(
+                {"given_name": "Ana", "family_name": "Test", "birth_date": "1990-01-01", "sex": "female"}
+            ),
+        )
+    assert outbox(engine)["pending"] == 2  # the new Patient and its Provenance
+    run(engine, fast)
+    assert len(fake.ours("Patient")) == 2 and set(outbox(engine)) == {"delivered"}
+
+
+def test_a_lease_is_held_by_one_worker_until_it_runs_out(
+    engine: Engine, fast: Settings, demo: None, fake: FakeEhr
+) -> None:
+    pk = add_connection(engine, fast, fake)
+    now = utcnow()
+    with session_scope(engine) as session:
+        assert sync_repo.acquire_lease(
+            session, connection_pk=pk, key="p:x", owner="a", until=now + timedelta(seconds=30), now=now
+        )
+        assert not sync_repo.acquire_lease(
+            session, connection_pk=pk, key="p:x", owner="b", until=now + timedelta(seconds=30), now=now
+        )
+        assert sync_repo.acquire_lease(
+            session, connection_pk=pk, key="p:x", owner="a", until=now + timedelta(seconds=60), now=now
+        )
+        later = now + timedelta(seconds=61)
+        assert sync_repo.acquire_lease(
+            session, connection_pk=pk, key="p:x", owner="b", until=later + timedelta(seconds=30), now=later
+        )
+        assert not sync_repo.holds_lease(session, connection_pk=pk, key="p:x", owner="a", now=later)
+        session.commit()
+
+
+def test_claimed_rows_are_not_claimed_again_and_come_back_when_the_lease_ends(
+    engine: Engine, fast: Settings, demo: None, fake: FakeEhr
+) -> None:
+    pk = add_connection(engine, fast, fake)
+    connections.upkeep(engine, fast, now=utcnow())
+    now = utcnow()
+    with session_scope(engine) as session:
+        ((_, key), *_) = sync_repo.due_keys(session, now=now, limit=5, connection_pks=[pk])
+        rows = sync_repo.claim_rows(
+            session,
+            connection_pk=pk,
+            key=key,
+            owner="a",
+            until=now + timedelta(seconds=30),
+            now=now,
+            limit=1000,
+        )
+        again = sync_repo.claim_rows(
+            session,
+            connection_pk=pk,
+            key=key,
+            owner="b",
+            until=now + timedelta(seconds=30),
+            now=now,
+            limit=1000,
+        )
+        after = now + timedelta(seconds=31)
+        back = sync_repo.claim_rows(
+            session,
+            connection_pk=pk,
+            key=key,
+            owner="b",
+            until=after + timedelta(seconds=30),
+            now=after,
+            limit=1000,
+        )
+        session.commit()
+    assert rows and again == [] and {r.id for r in back} == {r.id for r in rows}
+
+
+def test_a_rejected_resource_is_a_dead_letter_the_rest_goes_through_and_replay_delivers_it(
+    engine: Engine, fast: Settings, demo: None, fake: FakeEhr
+) -> None:
+    add_connection(engine, fast, fake)
+    fake.reject_type = "Patient"
+    run(engine, fast)
+    with session_scope(engine, read_only=True) as session:
+        dead = sync_status.dead_letters(session)
+    assert [d["resource"].split("/")[0] for d in dead] == ["Patient"]
+    assert dead[0]["status_code"] == 422 and dead[0]["outcome"]["issue"][0]["code"] == "invalid"
+    assert fake.ours("Observation")  # delivered, their subject a logical reference for now
+    fake.reject_type = None
+    with session_scope(engine) as session:
+        assert sync_status.replay(session) == 1
+    run(engine, fast)
+    assert len(fake.ours("Patient")) == 1 and set(outbox(engine)) == {"delivered"}
+
+
+def test_an_ehr_that_keeps_failing_pauses_the_connection(
+    engine: Engine, fast: Settings, demo: None, fake: FakeEhr
+) -> None:
+    pk = add_connection(engine, fast, fake)
+    fake.fail_status = 503
+    deliverer = Deliverer(engine, fast)
+    connections.upkeep(engine, fast, now=utcnow())
+    for _ in range(fast.sync_breaker_failures):
+        with engine.begin() as c:  # make the retries due at once
+            c.execute(text("UPDATE outbox SET next_attempt_at = created_at"))
+        assert deliverer.run_once()
+    with session_scope(engine, read_only=True) as session:
+        row = sync_repo.get_connection_by_pk(session, pk=pk)
+        assert row is not None and row.paused_until is not None and row.paused_until > utcnow()
+        (line,) = sync_status.status(session)
+    assert line["paused"] and line["dead"] == 0
+    with engine.begin() as c:
+        c.execute(text("UPDATE outbox SET next_attempt_at = created_at"))
+    calls = dict(fake.requests)
+    assert not deliverer.run_once()  # paused: nothing is tried
+    assert dict(fake.requests) == calls
