@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.auth import credentials
+from gateway.auth.assertion import public_jwks
 from gateway.auth.scopes import is_malformed_resource_scope
 from gateway.core.errors import GatewayError, NotFoundError
 from gateway.db.engine import Session
@@ -67,8 +68,11 @@ def create_app_client(
         raise InvalidAppError(f"scope {scope!r}: space-separated SMART scopes")
     if public and jwks is not None:
         raise InvalidAppError("a public app has no keys: give --public or --jwks-file, not both")
-    if jwks is not None and not (isinstance(jwks.get("keys"), list) and jwks["keys"]):
-        raise InvalidAppError('the JWKS must be {"keys": [...]} with at least one public key')
+    if jwks is not None:
+        try:
+            jwks = public_jwks(jwks)  # the same checks as for EHR clients (RS384/ES384 public keys, kids)
+        except ValueError as error:
+            raise InvalidAppError(f"JWK Set: {error}") from None
     clinic = clinic_repo.get_clinic(session, slug=clinic_slug)
     if clinic is None or clinic.id is None:
         raise NotFoundError(f"clinic {clinic_slug} is not known")

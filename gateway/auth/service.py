@@ -85,6 +85,10 @@ GrantHandler = Callable[[Session, Settings, ClientRow, TokenRequest], IssuedToke
 def issue_token(session: Session, settings: Settings, *, request: TokenRequest) -> IssuedToken:
     grant = _grant_handler(request)
     client_id = claimed_client_id(request)
+    if client_id is None and request.grant_type == "refresh_token":
+        # RFC 6749 §6: a public client refreshes without authenticating; its refresh token names it
+        request = launch_token.naming_public_client(session, settings, request)
+        client_id = claimed_client_id(request)
     if client_id is None:
         raise OAuthError(
             "invalid_client", "client authentication is required (client_secret_basic)", status_code=401

@@ -215,7 +215,7 @@ def run_js_client(seeded: Seeded, **options: object) -> dict:
     return json.loads(done.stdout)
 
 
-@pytest.mark.parametrize("client_type", ["public"])
+@pytest.mark.parametrize("client_type", ["public", "confidential-asymmetric"])
 def test_js_fhirclient_headless_standalone_launch(auto_gateway: Seeded, client_type: str) -> None:
     fhir_api = fhir_server_answers(auto_gateway)
     options: dict[str, object] = {

@@ -6,14 +6,14 @@ import json
 
 import pytest
 from joserfc import jwt
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, RSAKey
 from sqlmodel import Session, select
 from support.launch import PASSWORD, PATIENT, Launch, browse_to_code, make_app, patient_id
 from typer.testing import CliRunner
 
 from gateway.cli import app as cli_app
 from gateway.core.config import get_settings
-from gateway.db.tables import SigningKeyRow, UserRow
+from gateway.db.tables import ClientRow, SigningKeyRow, UserRow
 
 
 @pytest.fixture
@@ -137,3 +137,88 @@ def test_private_keys_are_sealed_in_the_database(cli, client, engine, clinic) ->
         row = session.exec(select(SigningKeyRow)).one()
     assert "PRIVATE KEY" not in row.sealed_private_key
     assert "d" not in row.public_jwk and row.public_jwk["kty"] == "RSA"
+
+
+def _create_app(cli, *args: str, code: int = 0):
+    return run(cli, "clients", "create", "--kind", "app", "--name", "Test app", *args, code=code)
+
+
+def test_clients_create_app_kinds(cli, client, engine, clinic, tmp_path) -> None:
+    base = ["--clinic", clinic.slug, "--redirect-uri", "https://app.test/callback"]
+    public = json.loads(_create_app(cli, *base, "--public").stdout)
+    assert set(public) == {"client_id", "token_endpoint_auth_method"}
+    assert public["token_endpoint_auth_method"] == "none"
+    symmetric = json.loads(_create_app(cli, *base, "--scope", "launch/patient patient/*.rs openid").stdout)
+    assert symmetric["token_endpoint_auth_method"] == "client_secret_basic" and symmetric["client_secret"]
+    key = RSAKey.generate_key(2048, parameters={"kid": "k1", "alg": "RS384"})
+    jwks_file = tmp_path / "jwks.json"
+    jwks_file.write_text(json.dumps({"keys": [key.as_dict(private=False)]}))
+    asymmetric = json.loads(_create_app(cli, *base, "--jwks-file", str(jwks_file)).stdout)
+    assert asymmetric["token_endpoint_auth_method"] == "private_key_jwt" and "client_secret" not in asymmetric
+    with Session(engine) as session:
+        rows = {row.client_id: row for row in session.exec(select(ClientRow).where(ClientRow.kind == "app"))}
+    assert rows[symmetric["client_id"]].scopes == "launch/patient patient/*.rs openid"
+    assert rows[public["client_id"]].redirect_uris == "https://app.test/callback"
+    assert rows[asymmetric["client_id"]].jwks == {"keys": [key.as_dict(private=False)]}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["--clinic", "clinic-a"], "redirect", id="no-redirect-uri"),
+        pytest.param(["--clinic", "clinic-a", "--redirect-uri", "http://app.test/cb"], "https", id="http"),
+        pytest.param(
+            ["--clinic", "clinic-a", "--redirect-uri", "https://app.test/cb#x"], "fragment", id="fragment"
+        ),
+        pytest.param(
+            ["--clinic", "nowhere", "--redirect-uri", "https://app.test/cb"], "nowhere", id="unknown-clinic"
+        ),
+        pytest.param(
+            ["--clinic", "clinic-a", "--clinic", "clinic-a", "--redirect-uri", "https://a.test/cb"],
+            "one --clinic",
+            id="two-clinics",
+        ),
+        pytest.param(
+            ["--clinic", "clinic-a", "--redirect-uri", "https://a.test/cb", "--scope", "patient/*.dus"],
+            "scope",
+            id="bad-scope",
+        ),
+    ],
+)
+def test_clients_create_app_errors(cli, clinic, args, message) -> None:
+    result = _create_app(cli, *args, code=1 if "one --clinic" not in message else 2)
+    assert message in result.output + result.stderr
+
+
+def test_app_options_are_refused_for_other_kinds(cli, clinic) -> None:
+    result = run(
+        cli,
+        "clients",
+        "create",
+        "--kind",
+        "clinic",
+        "--name",
+        "x",
+        "--clinic",
+        clinic.slug,
+        "--public",
+        code=2,
+    )
+    assert "app clients" in result.output + result.stderr
+
+
+def test_private_key_in_the_app_jwks_is_refused(cli, clinic, tmp_path) -> None:
+    key = RSAKey.generate_key(2048, parameters={"kid": "k1", "alg": "RS384"})
+    jwks_file = tmp_path / "jwks.json"
+    jwks_file.write_text(json.dumps({"keys": [key.as_dict(private=True)]}))
+    result = _create_app(
+        cli,
+        "--clinic",
+        clinic.slug,
+        "--redirect-uri",
+        "https://a.test/cb",
+        "--jwks-file",
+        str(jwks_file),
+        code=1,
+    )
+    assert "private" in result.stderr
