@@ -196,7 +196,10 @@ def clinics_list() -> None:
 @operator_errors
 def clients_create(
     kind: Annotated[
-        str, typer.Option(help="client kind: clinic (records API), ehr (SMART backend services), admin")
+        str,
+        typer.Option(
+            help="client kind: clinic (records API), ehr (SMART backend services), app (SMART App Launch), admin"
+        ),
     ],
     name: Annotated[str, typer.Option(help="client name")],
     clinic: Annotated[
@@ -209,6 +212,10 @@ def clients_create(
     scope: Annotated[
         str | None, typer.Option(help='ehr: space-separated system/ scope ceiling (default "system/*.rs")')
     ] = None,
+    redirect_uri: Annotated[
+        list[str] | None, typer.Option(help="app: a redirect URI, matched exactly (repeat for several)")
+    ] = None,
+    public: Annotated[bool, typer.Option(help="app: a public client (no secret, PKCE only)")] = False,
 ) -> None:
     """Create an OAuth client. Clinic and admin clients: prints {"client_id", "client_secret"} once (the secret
     is stored hashed). EHR clients (private_key_jwt): prints {"client_id"}."""
@@ -220,6 +227,8 @@ def clients_create(
     )
 
     clinics = clinic or []
+    if kind != "app" and (redirect_uri or public):
+        raise typer.BadParameter("--redirect-uri and --public are for app clients", param_hint="--kind")
     with _session() as session:
         if kind == "clinic":
             if len(clinics) != 1 or jwks_file or jwks_url or scope:
@@ -244,13 +253,55 @@ def clients_create(
                 scopes=scope or DEFAULT_EHR_SCOPE,
             )
             typer.echo(json.dumps({"client_id": new.client_id}))
+        elif kind == "app":
+            _create_app(session, name, clinics, redirect_uri or [], scope, public, jwks_file, jwks_url)
         elif kind == "admin":
             if clinics or jwks_file or jwks_url or scope:
                 raise typer.BadParameter("an admin client takes no clinic, keys or scope")
             created = create_admin_client(session, name=name)
             typer.echo(json.dumps({"client_id": created.client_id, "client_secret": created.client_secret}))
         else:
-            raise typer.BadParameter("kind: clinic, ehr or admin", param_hint="--kind")
+            raise typer.BadParameter("kind: clinic, ehr, app or admin", param_hint="--kind")
+
+
+def _create_app(
+    session: Session,
+    name: str,
+    clinics: list[str],
+    redirect_uris: list[str],
+    scope: str | None,
+    public: bool,
+    jwks_file: Path | None,
+    jwks_url: str | None,
+) -> None:
+    """A SMART app (gateway/auth/launch_clients.py): public, confidential-symmetric (a secret, printed
+    once) or, with --jwks-file, confidential-asymmetric (private_key_jwt)."""
+    from gateway.auth.launch_clients import DEFAULT_APP_SCOPE, create_app_client
+
+    if len(clinics) != 1 or jwks_url:
+        raise typer.BadParameter("an app client takes exactly one --clinic (and keys by --jwks-file only)")
+    jwks = None
+    if jwks_file is not None:
+        try:
+            jwks = json.loads(jwks_file.read_text())
+        except (OSError, ValueError) as error:
+            raise typer.BadParameter(
+                f"cannot read a JSON JWK Set: {error}", param_hint="--jwks-file"
+            ) from None
+    created = create_app_client(
+        session,
+        clinic_slug=clinics[0],
+        name=name,
+        redirect_uris=redirect_uris,
+        scope=scope or DEFAULT_APP_SCOPE,
+        public=public,
+        jwks=jwks,
+    )
+    shown: dict[str, str] = {"client_id": created.client_id}
+    if created.client_secret is not None:
+        shown["client_secret"] = created.client_secret
+    shown["token_endpoint_auth_method"] = created.token_endpoint_auth_method
+    typer.echo(json.dumps(shown))
 
 
 @app.command()
