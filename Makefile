@@ -21,6 +21,9 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 tools/fhir-validator/node_modules/.package-lock.json: tools/fhir-validator/package-lock.json
 	npm ci --prefix tools/fhir-validator --no-audit --no-fund --loglevel=error
 
+tools/peers/node_modules/.package-lock.json: tools/peers/package-lock.json
+	npm ci --prefix tools/peers --no-audit --no-fund --loglevel=error
+
 tools/smart-client/node_modules/.package-lock.json: tools/smart-client/package-lock.json
 	npm ci --prefix tools/smart-client --no-audit --no-fund --loglevel=error
 
@@ -30,7 +33,7 @@ run: $(VENV)/.installed-run  ## serve on http://127.0.0.1:8000 with SQLite under
 demo: $(VENV)/.installed-run  ## load the synthetic demo clinic and print a client's credentials
 	$(BIN)/kap-gateway demo
 
-test: $(VENV)/.installed-test tools/fhir-validator/node_modules/.package-lock.json tools/smart-client/node_modules/.package-lock.json
+test: $(VENV)/.installed-test tools/fhir-validator/node_modules/.package-lock.json tools/smart-client/node_modules/.package-lock.json tools/peers/node_modules/.package-lock.json
 	$(BIN)/pytest -n auto $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
@@ -48,4 +51,4 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/concurrency.py
 
 clean:
-	rm -rf $(VENV) tools/fhir-validator/node_modules tools/smart-client/node_modules data .pytest_cache
+	rm -rf $(VENV) tools/fhir-validator/node_modules tools/smart-client/node_modules tools/peers/node_modules data .pytest_cache
