@@ -22,6 +22,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from gateway.auth.service import CLINIC_SCOPE, GRANT_TYPES
 from gateway.clinic_api.examples import RECORD_EXAMPLES, VALIDATION_ERROR_EXAMPLE
 from gateway.core.config import Settings
+from gateway.core.json_body import JSON_MEDIA_TYPE, NDJSON_MEDIA_TYPES, describe_media_types
 from gateway.deps import get_clinic_scope, get_principal
 from mappings.records import ALL_KINDS, EXTERNAL_ID_PATTERN
 
@@ -88,6 +89,7 @@ def _document(
     responses: dict[str, Any] = operation["responses"]
     if method in BODYLESS:
         responses.pop("413", None)
+        responses.pop("415", None)
     if path == TOKEN_PATH:
         responses.pop("422", None)
         _examples(responses, token_examples(settings))
@@ -184,6 +186,9 @@ def record_api_examples(path: str, method: str, settings: Settings) -> dict[str,
         "403": {"not-a-clinic-token": _detail("this token is not a clinic records token")},
         "404": {"unknown-record": _detail(f"no {kind} record with id {UNKNOWN_ID!r}")},
         "413": {"body-too-large": _detail(f"request body exceeds {settings.max_body_bytes} bytes")},
+        "415": {
+            "wrong-media-type": _detail(f"the request body must be {describe_media_types(media_types(path))}")
+        },
     }
     if "{external_id}" in path:
         examples["422"] = {
@@ -217,7 +222,13 @@ def record_api_examples(path: str, method: str, settings: Settings) -> dict[str,
         if kind in RECORD_EXAMPLES:
             examples["200"] = {"page": {"items": [envelope_example(kind)], "next_after": None}}
     elif method == "PUT":
-        examples["422"] = {"missing-fields": missing_fields_example(kind)}
+        examples["422"] = {
+            "missing-fields": missing_fields_example(kind),
+            "invalid-json": {"detail": [_field(["body"], INVALID_JSON_MESSAGE, "json_invalid")]},
+            "duplicate-key": {
+                "detail": [_field(["body"], "the key 'id' appears twice in one object", "json_duplicate_key")]
+            },
+        }
         if kind == "assessments":
             examples["422"]["item-answer"] = VALIDATION_ERROR_EXAMPLE
         examples["201"] = {"created": envelope_example(kind, outcome="created")}
@@ -233,6 +244,17 @@ def record_api_examples(path: str, method: str, settings: Settings) -> dict[str,
     elif method == "GET" and path == f"/api/v1/{kind}/{{external_id}}" and kind in RECORD_EXAMPLES:
         examples["200"] = {"record": envelope_example(kind)}
     return examples
+
+
+#: what PUT answers for the body ``{bad`` (tests/gateway/test_openapi.py sends it)
+INVALID_JSON_MESSAGE = "invalid JSON: unexpected character, expected a string key (at character 1)"
+
+
+def media_types(path: str) -> list[str]:
+    """The media types an operation's body may have (gateway.core.json_body; the batch also reads NDJSON)."""
+    if path == "/api/v1/batch":
+        return [JSON_MEDIA_TYPE, *NDJSON_MEDIA_TYPES]
+    return [JSON_MEDIA_TYPE]
 
 
 def envelope_example(kind: str, outcome: str | None = None) -> dict[str, Any]:

@@ -11,16 +11,31 @@ from starlette.concurrency import run_in_threadpool
 from gateway.clinic_api import services
 from gateway.clinic_api.examples import RECORD_EXAMPLES, VALIDATION_ERROR_EXAMPLE
 from gateway.core.errors import FHIR_JSON, RecordValidationError, field_error, pydantic_errors
+from gateway.core.json_body import (
+    JSON_MEDIA_TYPE,
+    NDJSON_MEDIA_TYPES,
+    JsonBodyRoute,
+    media_type,
+    parse_json,
+    parse_ndjson,
+)
 from gateway.db.tables import RecordRow
 from gateway.deps import ClinicDep, ReadSessionDep, SessionDep, SettingsDep
 from gateway.store.versions import CurrentRow
-from mappings.records import ALL_KINDS, EXTERNAL_ID_PATTERN, RecordKind, RecordModel
+from mappings.records import ALL_KINDS, EXTERNAL_ID_MAX_LENGTH, EXTERNAL_ID_PATTERN, RecordKind, RecordModel
 
-router = APIRouter(prefix="/api/v1", tags=["clinic records"])
+# request bodies are read strictly (415 for other media types, 422 for invalid UTF-8 / JSON, duplicate keys)
+router = APIRouter(prefix="/api/v1", tags=["clinic records"], route_class=JsonBodyRoute)
 
 ExternalIdPath = Annotated[
-    str, Path(pattern=EXTERNAL_ID_PATTERN, description="the clinic's own id of the record")
+    str,
+    Path(
+        pattern=EXTERNAL_ID_PATTERN,
+        max_length=EXTERNAL_ID_MAX_LENGTH,
+        description="the clinic's own id of the record: 1-64 of A-Z a-z 0-9 . _ - and not only dots",
+    ),
 ]
+ExternalIdQuery = Annotated[str | None, Query(pattern=EXTERNAL_ID_PATTERN, max_length=EXTERNAL_ID_MAX_LENGTH)]
 
 
 class ErrorDetail(BaseModel):
@@ -48,7 +63,7 @@ class RecordPage(BaseModel):
 class BatchEntryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: RecordKind
-    id: Annotated[str, Field(pattern=EXTERNAL_ID_PATTERN)]
+    id: Annotated[str, Field(pattern=EXTERNAL_ID_PATTERN, max_length=EXTERNAL_ID_MAX_LENGTH)]
     record: dict[str, Any]
 
 
@@ -63,6 +78,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorDetail, "description": "missing, invalid or expired bearer token"},
     403: {"model": ErrorDetail, "description": "the token is not a clinic records token"},
     413: {"model": ErrorDetail, "description": "request body larger than KAPGW_MAX_BODY_BYTES"},
+    415: {
+        "model": ErrorDetail,
+        "description": "the request body is not of the media type the operation reads",
+    },
     422: {
         "model": ErrorDetail,
         "description": "invalid record; each failing field is named by its loc path",
@@ -207,9 +226,9 @@ def _add_read_routes(kind: str) -> None:
     def list_kind(
         clinic: ClinicDep,
         session: ReadSessionDep,
-        after: Annotated[str | None, Query(pattern=EXTERNAL_ID_PATTERN)] = None,
+        after: ExternalIdQuery = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        patient_id: Annotated[str | None, Query(pattern=EXTERNAL_ID_PATTERN)] = None,
+        patient_id: ExternalIdQuery = None,
     ) -> RecordPage:
         rows = services.list_records(
             session, clinic=clinic, kind=kind, after=after, limit=limit, patient_id=patient_id
@@ -247,8 +266,8 @@ _BATCH_SCHEMA = {
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": _BATCH_SCHEMA, "example": BATCH_EXAMPLE},
-                "application/x-ndjson": {"schema": {"type": "string"}},
+                JSON_MEDIA_TYPE: {"schema": _BATCH_SCHEMA, "example": BATCH_EXAMPLE},
+                **{ndjson: {"schema": {"type": "string"}} for ndjson in NDJSON_MEDIA_TYPES},
             },
         }
     },
@@ -276,15 +295,8 @@ async def post_batch(
 
 
 def parse_batch_body(body: bytes, content_type: str, *, max_records: int) -> list[services.BatchEntry]:
-    try:
-        if content_type.startswith(("application/x-ndjson", "application/ndjson")):
-            raw = [orjson.loads(line) for line in body.splitlines() if line.strip()]
-        else:
-            raw = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise RecordValidationError(
-            [field_error(["body"], f"invalid JSON: {error.msg}", "json_invalid")]
-        ) from None
+    kind = media_type(content_type, (JSON_MEDIA_TYPE, *NDJSON_MEDIA_TYPES))
+    raw = parse_ndjson(body) if kind in NDJSON_MEDIA_TYPES else parse_json(body)
     if not isinstance(raw, list):
         raise RecordValidationError(
             [field_error(["body"], "expected an array of {kind, id, record}", "list_type")]

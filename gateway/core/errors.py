@@ -17,7 +17,9 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from mappings.records import ITEM_ERRORS
 
@@ -49,11 +51,17 @@ class PayloadTooLargeError(GatewayError):
     status_code = 413
 
 
+class UnsupportedMediaTypeError(GatewayError):
+    """415: the request body is not of a media type the operation reads (RFC 9110 §15.5.16)."""
+
+    status_code = 415
+
+
 class UnauthorizedError(GatewayError):
     status_code = 401
 
     def __init__(self, detail: str = "missing or invalid bearer token", *, error: str = "invalid_token"):
-        super().__init__(detail, headers={"WWW-Authenticate": f'Bearer error="{error}"'})
+        super().__init__(detail, headers={"WWW-Authenticate": f'Bearer realm="kap-gateway", error="{error}"'})
 
 
 class ForbiddenError(GatewayError):
@@ -145,7 +153,13 @@ def bad_request(diagnostics: str, *, expression: Sequence[str] = ()) -> FhirErro
 
 
 def forbidden(diagnostics: str = "the token's scopes do not allow this") -> FhirError:
-    return FhirError(403, "forbidden", diagnostics)
+    """403 with RFC 6750 §3.1 ``insufficient_scope`` (checklist RS-1)."""
+    return FhirError(
+        403,
+        "forbidden",
+        diagnostics,
+        headers={"WWW-Authenticate": 'Bearer realm="kap-gateway", error="insufficient_scope"'},
+    )
 
 
 def gone(resource_type: str, resource_id: str) -> FhirError:
@@ -223,6 +237,12 @@ def install_error_handlers(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            # Starlette's Allow names the methods of the first route that matched the path only
+            allow = allowed_methods(request)
+            if request.method == "OPTIONS" and allow:
+                return Response(status_code=204, headers={"Allow": ", ".join([*allow, "OPTIONS"])})
+            exc.headers = {**(exc.headers or {}), "Allow": ", ".join(allow)}
         if _is_fhir(request):
             code = (
                 "not-found"
@@ -260,6 +280,15 @@ def install_error_handlers(
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> Response:
         return _internal_error(request, exc)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers at the request's path (RFC 9110 §10.2.1 ``Allow``), sorted."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):  # included routers' routes with their prefixes
+        if route.methods and route.path and compile_path(route.path)[0].match(request.url.path):
+            methods |= route.methods
+    return sorted(methods)
 
 
 def _internal_error(request: Request, exc: Exception) -> Response:
