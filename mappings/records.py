@@ -166,10 +166,25 @@ def _date_range(value: date) -> date:
     return value
 
 
+#: what the OpenAPI document says of timestamps and dates (the years and offsets above as patterns)
+TIMESTAMP_SCHEMA = {
+    "type": "string",
+    "format": "date-time",
+    "pattern": r"^(19|2[01])\d\d-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d{1,6})?([Zz]|[+-](0\d|1[0-3]):[0-5]\d|[+-]14:00)$",
+    "description": "RFC 3339 with seconds and offset, years 1900-2199, offset within -14:00..+14:00, at most "
+    "5 years ahead",
+}
+DATE_SCHEMA = {"type": "string", "format": "date", "pattern": r"^(19|2[01])\d\d-\d\d-\d\d$"}
+
 #: an instant with its offset as the clinic sent it (RFC 3339, 1900-2199, offset within +-14:00)
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_timestamp_text), AfterValidator(_timestamp_range)]
+Timestamp = Annotated[
+    AwareDatetime,
+    BeforeValidator(_timestamp_text),
+    AfterValidator(_timestamp_range),
+    WithJsonSchema(TIMESTAMP_SCHEMA),
+]
 #: a calendar date (YYYY-MM-DD, 1900-2199)
-Date = Annotated[date, BeforeValidator(_date_text), AfterValidator(_date_range)]
+Date = Annotated[date, BeforeValidator(_date_text), AfterValidator(_date_range), WithJsonSchema(DATE_SCHEMA)]
 
 
 class ClockError(BaseModel):
