@@ -19,6 +19,7 @@ from gateway.core.config import Settings, get_settings
 from gateway.core.errors import install_error_handlers
 from gateway.db.engine import DATABASE_ERRORS, busy_error, make_engine, ping
 from gateway.db.migrate import upgrade
+from gateway.fhir_api.bulk_routes import router as bulk_router
 from gateway.fhir_api.routes import router as fhir_router
 from gateway.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from gateway.openapi import install_openapi
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, *, migrate_sqlite: bool = True)
     app.include_router(audit_router)
     app.include_router(well_known_router)  # before the FHIR router: /fhir/.well-known/... is not a type
     app.include_router(clinic_router)
+    app.include_router(bulk_router)  # before the FHIR router: $export is not a {type}/{id}
     app.include_router(fhir_router)  # after the bulk-export router, so {type}/{id} never takes $export
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)

@@ -1,4 +1,4 @@
-"""``kap-gateway``: serve, worker, db upgrade, clinics, clients, demo.
+"""``kap-gateway``: serve, worker, db upgrade, clinics, clients, groups, demo.
 
 An operator's mistake (a clinic that exists or is unknown, a bad slug, invalid ``KAPGW_`` settings, a
 database that cannot be reached or is not migrated) prints one line, ``error: ...``, on stderr and exits
@@ -32,6 +32,8 @@ clients_app = typer.Typer(help="OAuth clients", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(clinics_app, name="clinics")
 app.add_typer(clients_app, name="clients")
+groups_app = typer.Typer(help="Groups for Bulk Data Group/{id}/$export", no_args_is_help=True)
+app.add_typer(groups_app, name="groups")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -367,6 +369,49 @@ def _register_audit_commands() -> None:
     from gateway.audit.cli import register_commands
 
     register_commands(app)
+
+
+@groups_app.command("create")
+@operator_errors
+def groups_create(
+    clinic: Annotated[str, typer.Option(help="clinic slug")],
+    name: Annotated[str, typer.Option(help="group name")],
+    patient: Annotated[
+        list[str], typer.Option(help="a patient: the clinic's patient id (or FHIR id); repeat")
+    ],
+    group_id: Annotated[
+        str | None, typer.Option("--id", help="FHIR id of the group (default: a new uuid)")
+    ] = None,
+) -> None:
+    """Create an ad-hoc group of a clinic's patients; prints it with its $export URL."""
+    from gateway.bulk.groups import create_group
+
+    with _session() as session:
+        group = create_group(session, clinic_slug=clinic, name=name, patients=patient, group_id=group_id)
+    export = f"{get_settings().fhir_base_url}/Group/{group.group_id}/$export"
+    typer.echo(json.dumps({**group.as_json(), "export": export}))
+
+
+@groups_app.command("list")
+@operator_errors
+def groups_list() -> None:
+    """List groups: each clinic's own (id = its slug, all its patients) and the ad-hoc ones."""
+    from gateway.bulk.groups import list_groups
+
+    with _session() as session:
+        for group in list_groups(session):
+            typer.echo(json.dumps(group.as_json()))
+
+
+@groups_app.command("delete")
+@operator_errors
+def groups_delete(group_id: Annotated[str, typer.Argument(help="the ad-hoc group's id")]) -> None:
+    """Delete an ad-hoc group."""
+    from gateway.bulk.groups import delete_group
+
+    with _session() as session:
+        delete_group(session, group_id=group_id)
+    typer.echo(json.dumps({"deleted": group_id}))
 
 
 if __name__ == "__main__":

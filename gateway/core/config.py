@@ -56,6 +56,20 @@ class Settings(BaseSettings):
     in_process_worker: bool = True
     #: how long an idle worker loop sleeps before it looks for work again
     worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    #: Bulk Data export: where job files are written (one directory per job)
+    export_dir: Path = Path("./data/exports")
+    #: how long a finished export's files stay downloadable before the worker deletes them
+    export_retention_seconds: int = Field(default=86400, ge=60)
+    #: resources per ndjson file at most (a type with more is split over several files)
+    export_file_max_resources: int = Field(default=100_000, ge=1)
+    #: rows fetched per keyset batch while a job writes its files
+    export_batch_size: int = Field(default=1000, ge=1, le=10_000)
+    #: a worker renews its lease on a running job; a lapsed lease lets another worker resume the job
+    export_lease_seconds: int = Field(default=60, ge=5)
+    #: seconds one worker-loop turn works on a job before it lets the other tasks run
+    export_slice_seconds: float = Field(default=5.0, gt=0)
+    #: queued or running exports per client; one more gets 429 with Retry-After
+    export_max_active_jobs: int = Field(default=3, ge=1)
     #: EHR sync (gateway/sync): seconds for each outbound HTTP request (connect, read, write, pool)
     sync_http_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
     #: how long a worker's claim on a patient's deliveries lasts (renewed while it works)

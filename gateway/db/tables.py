@@ -539,7 +539,7 @@ class BulkJobRow(SQLModel, table=True):
 class BulkFileRow(SQLModel, table=True):
     """A complete ndjson file of a job (``kind`` output or error), in job order (``seq``).
 
-    ``phase`` and ``last_pk`` say where the file ended, so a resumed job continues after it.
+    ``clinic_pk``, ``phase`` and ``last_pk`` say where the file ended, so a resumed job continues after it.
     """
 
     __tablename__ = "bulk_file"
@@ -551,5 +551,6 @@ class BulkFileRow(SQLModel, table=True):
     name: str = Field(max_length=128)
     count: int
     size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    clinic_pk: int = Field(default=0)
     phase: int = Field(default=0)
     last_pk: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))

@@ -79,6 +79,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=128), nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
         sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("clinic_pk", sa.Integer(), nullable=False),
         sa.Column("phase", sa.Integer(), nullable=False),
         sa.Column("last_pk", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(["job_pk"], ["bulk_job.id"], ondelete="CASCADE"),

@@ -1,0 +1,164 @@
+"""Bulk Data Access 2.0 ``$export`` (https://hl7.org/fhir/uv/bulkdata/export.html): kick-off at the
+system, Patient and Group levels, status polling, cancel, and the ndjson files. Thin handlers over
+``gateway.bulk.jobs``; included in the app before the FHIR router, so ``/fhir/{type}/{id}`` never
+answers ``$export``.
+"""
+
+from __future__ import annotations
+
+from email.utils import format_datetime
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import FileResponse, Response
+
+from gateway.bulk import groups, jobs
+from gateway.bulk.kickoff import Level, parse_kickoff
+from gateway.core.config import Settings
+from gateway.core.errors import FHIR_JSON
+from gateway.deps import PrincipalDep, ReadSessionDep, SessionDep, SettingsDep
+from gateway.fhir_api.access import FhirAccess
+from gateway.fhir_api.bundles import Bundle, match
+from gateway.fhir_api.capability import register_operation, register_resource
+
+router = APIRouter(prefix="/fhir", tags=["bulk data"])
+
+NDJSON = "application/fhir+ndjson"
+OPERATION = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/"
+register_operation(None, "export", OPERATION + "export")
+register_operation("Patient", "export", OPERATION + "patient-export")
+register_operation("Group", "export", OPERATION + "group-export")
+register_resource(
+    {
+        "type": "Group",
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "searchParam": [
+            {"name": "_id", "type": "token"},
+            {"name": "identifier", "type": "token"},
+            {"name": "name", "type": "string"},
+        ],
+        "documentation": "Each clinic's own Group (id = the clinic slug: all its patients) and ad-hoc groups "
+        "(kap-gateway groups create), for Group/[id]/$export.",
+    },
+    instantiates="http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data",
+)
+
+AcceptHeader = Annotated[str | None, Header(include_in_schema=False)]
+PreferHeader = Annotated[str | None, Header(include_in_schema=False)]
+
+
+def _kickoff(
+    level: Level,
+    request: Request,
+    session: SessionDep,
+    settings: Settings,
+    principal: PrincipalDep,
+    accept: str | None,
+    prefer: str | None,
+    group_id: str | None = None,
+) -> Response:
+    parsed = parse_kickoff(
+        level, request.query_params.multi_items(), accept=accept, prefer=prefer, group_id=group_id
+    )
+    url = settings.fhir_base_url + request.url.path.removeprefix("/fhir")
+    if request.url.query:
+        url += "?" + request.url.query
+    location = jobs.kickoff(session, settings, principal=principal, request=parsed, request_url=url)
+    return Response(status_code=202, headers={"Content-Location": location})
+
+
+@router.get("/$export", status_code=202, summary="$export (system level)")
+def export_kickoff(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    accept: AcceptHeader = None,
+    prefer: PreferHeader = None,
+) -> Response:
+    return _kickoff("system", request, session, settings, principal, accept, prefer)
+
+
+@router.get("/Patient/$export", status_code=202, summary="Patient/$export (all patients)")
+def export_patients_kickoff(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    accept: AcceptHeader = None,
+    prefer: PreferHeader = None,
+) -> Response:
+    return _kickoff("patient", request, session, settings, principal, accept, prefer)
+
+
+@router.get("/Group/{group_id}/$export", status_code=202, summary="Group/[id]/$export")
+def export_group_kickoff(
+    group_id: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    accept: AcceptHeader = None,
+    prefer: PreferHeader = None,
+) -> Response:
+    return _kickoff("group", request, session, settings, principal, accept, prefer, group_id)
+
+
+@router.get("/Group", summary="search Groups (_id, identifier, name)")
+def search_group(
+    request: Request, session: ReadSessionDep, settings: SettingsDep, principal: PrincipalDep
+) -> Response:
+    access = FhirAccess.from_principal(principal)
+    found = groups.search_groups(session, settings, access=access, params=request.query_params.multi_items())
+    base = settings.fhir_base_url
+    bundle = Bundle(
+        "searchset",
+        [match(f"{base}/Group/{group_id}", content) for group_id, content in found],
+        links=[("self", f"{base}/Group" + (f"?{request.url.query}" if request.url.query else ""))],
+        total=len(found),
+    )
+    return Response(bundle.body(), media_type=FHIR_JSON)
+
+
+@router.get("/Group/{group_id}", summary="read a Group (a clinic's own, or an ad-hoc one)")
+def read_group(
+    group_id: str, session: ReadSessionDep, settings: SettingsDep, principal: PrincipalDep
+) -> Response:
+    access = FhirAccess.from_principal(principal)
+    return Response(
+        groups.read_group(session, settings, access=access, group_id=group_id), media_type=FHIR_JSON
+    )
+
+
+@router.get("/bulk-status/{job_id}", summary="$export status: 202 while running, 200 with the manifest")
+def export_status(
+    job_id: str, session: ReadSessionDep, settings: SettingsDep, principal: PrincipalDep
+) -> Response:
+    status = jobs.job_status(session, settings, principal=principal, job_id=job_id)
+    if isinstance(status, jobs.InProgress):
+        headers = {"X-Progress": status.progress[:99], "Retry-After": str(status.retry_after)}
+        return Response(status_code=202, headers=headers)
+    return Response(
+        orjson.dumps(status.manifest),
+        media_type="application/json",
+        headers={"Expires": format_datetime(status.expires, usegmt=True)},
+    )
+
+
+@router.delete("/bulk-status/{job_id}", status_code=202, summary="$export cancel")
+def export_cancel(job_id: str, session: SessionDep, principal: PrincipalDep) -> Response:
+    jobs.cancel(session, principal=principal, job_id=job_id)
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "information", "code": "informational", "diagnostics": "export cancelled"}],
+    }
+    return Response(orjson.dumps(outcome), status_code=202, media_type=FHIR_JSON)
+
+
+@router.get("/bulk-files/{job_id}/{name}", summary="$export output file (ndjson)")
+def export_file(
+    job_id: str, name: str, session: ReadSessionDep, settings: SettingsDep, principal: PrincipalDep
+) -> Response:
+    path = jobs.file_path(session, settings, principal=principal, job_id=job_id, name=name)
+    return FileResponse(path, media_type=NDJSON)

@@ -1,0 +1,180 @@
+"""Bulk export fixtures: a small demo clinic (plus a second clinic it must never leak into), /fhir tokens
+of ehr clients, kick-off and worker helpers.
+
+Tokens are written through the token table as the authorization server writes them (the backend-services
+flow itself is tested under tests/gateway/auth).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from gateway.auth import credentials
+from gateway.bulk.runner import run_export_turn
+from gateway.core.config import Settings
+from gateway.db.repositories import clinics as clinic_repo
+from gateway.db.repositories import tokens as token_repo
+from gateway.db.tables import AccessTokenRow, ClientRow
+from gateway.demo import load_demo
+
+FHIR_JSON = "application/fhir+json"
+NDJSON = "application/fhir+ndjson"
+ASYNC = {"Accept": FHIR_JSON, "Prefer": "respond-async"}
+
+
+@pytest.fixture
+def settings(settings: Settings, tmp_path) -> Settings:
+    """Small files (several per type) so file splitting and resuming are exercised."""
+    return settings.model_copy(
+        update={"export_dir": tmp_path / "exports", "export_file_max_resources": 150, "export_batch_size": 40}
+    )
+
+
+@pytest.fixture
+def demo(engine: Engine, settings: Settings, client: TestClient) -> str:
+    """The demo clinic with 3 synthetic patients, and clinic ``other`` with 1 (its own ids)."""
+    with Session(engine, expire_on_commit=False) as session:
+        load_demo(session, settings, slug="demo", patients=3, seed=1, start=date(2026, 1, 5))
+        load_demo(session, settings, slug="other", patients=1, seed=2, start=date(2026, 2, 2))
+    return "demo"
+
+
+@pytest.fixture
+def make_token(engine: Engine, settings: Settings) -> Callable[..., str]:
+    """A bearer token of a new ehr client granted ``clinics`` with ``scope``."""
+
+    def make(
+        scope: str = "system/*.read", *, clinics: tuple[str, ...] = ("demo",), patient: str | None = None
+    ) -> str:
+        token = credentials.new_token()
+        now = datetime.now(UTC)
+        with Session(engine, expire_on_commit=False) as session:
+            pks = []
+            for slug in clinics:
+                clinic = clinic_repo.get_clinic(session, slug=slug)
+                assert clinic is not None and clinic.id is not None
+                pks.append(clinic.id)
+            client = clinic_repo.add_client(
+                session,
+                client=ClientRow(
+                    client_id=credentials.new_client_id(),
+                    kind="ehr",
+                    name="bulk test",
+                    token_endpoint_auth_method="private_key_jwt",
+                    scopes=scope,
+                ),
+                clinic_pks=pks,
+            )
+            assert client.id is not None
+            token_repo.add_token(
+                session,
+                token=AccessTokenRow(
+                    token_hash=credentials.token_hash(
+                        token, settings.token_signing_secret.get_secret_value()
+                    ),
+                    client_pk=client.id,
+                    scope=scope,
+                    context={"patient": patient} if patient else None,
+                    issued_at=now,
+                    expires_at=now + timedelta(hours=1),
+                ),
+            )
+            session.commit()
+        return token
+
+    return make
+
+
+@pytest.fixture
+def token(demo: str, make_token) -> str:
+    return make_token()
+
+
+def auth(token: str, **headers: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", **headers}
+
+
+def local(url: str) -> str:
+    assert url.startswith("http://testserver/fhir/"), url
+    return url.removeprefix("http://testserver")
+
+
+@dataclass
+class Export:
+    """A finished export: the manifest and each output file's lines, parsed."""
+
+    manifest: dict[str, Any]
+    files: dict[str, list[dict[str, Any]]]
+    raw: dict[str, bytes]
+
+    def resources(self) -> list[dict[str, Any]]:
+        return [r for lines in self.files.values() for r in lines]
+
+    def ids(self) -> list[tuple[str, str]]:
+        return [(r["resourceType"], r["id"]) for r in self.resources()]
+
+
+def drain(engine: Engine, settings: Settings, owner: str = "test-worker") -> int:
+    """Runs the export task until it finds no work; returns the number of turns."""
+    turns = 0
+    while run_export_turn(engine, settings, owner=owner):
+        turns += 1
+        assert turns < 1000, "the export never finished"
+    return turns
+
+
+@pytest.fixture
+def export(client: TestClient, engine: Engine, settings: Settings) -> Callable[..., Export]:
+    """Kick-off at ``path`` with ``params``, run the worker, fetch the manifest and every file."""
+
+    def run(path: str, token: str, params: Any = None, headers: dict[str, str] | None = None) -> Export:
+        kicked = client.get(f"/fhir/{path}", params=params, headers=auth(token, **ASYNC, **(headers or {})))
+        assert kicked.status_code == 202, kicked.text
+        status_path = local(kicked.headers["Content-Location"])
+        drain(engine, settings)
+        status = client.get(status_path, headers=auth(token, Accept="application/json"))
+        assert status.status_code == 200, status.text
+        manifest = status.json()
+        files: dict[str, list[dict[str, Any]]] = {}
+        raw: dict[str, bytes] = {}
+        for item in manifest["output"] + manifest["error"]:
+            got = client.get(local(item["url"]), headers=auth(token, Accept=NDJSON))
+            assert got.status_code == 200, got.text
+            assert got.headers["content-type"].startswith(NDJSON)
+            lines = got.content.split(b"\n")
+            assert lines[-1] == b""
+            parsed = [orjson.loads(line) for line in lines[:-1]]
+            assert all(r["resourceType"] == item["type"] for r in parsed)
+            assert len(parsed) == item["count"]
+            files[item["url"]] = parsed
+            raw[item["url"]] = got.content
+        return Export(manifest, files, raw)
+
+    return run
+
+
+def store_rows(
+    engine: Engine, clinic: str, types: tuple[str, ...] | None = None
+) -> dict[tuple[str, str], bytes]:
+    """The store's current, non-deleted resources of a clinic: (type, id) -> stored JSON."""
+    query = (
+        "SELECT r.resource_type, r.resource_id, r.content FROM resource r JOIN clinic c ON c.id = r.clinic_pk"
+        " WHERE c.slug = :slug AND r.deleted = :no"
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(text(query), {"slug": clinic, "no": False})
+        return {
+            (r.resource_type, r.resource_id): bytes(r.content)
+            for r in rows
+            if types is None or r.resource_type in types
+        }
