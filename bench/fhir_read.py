@@ -15,9 +15,9 @@ of bench/concurrency.py, so the load generator is not the bottleneck).
 Loading: the demo generator's first 100 patients go through the real records service once (mapping,
 validation, store) into a scratch SQLite file; the loader then copies that clinic as many times as needed,
 each copy its own clinic with fresh ids (uuid5 of the copy and the old id, references and identifier
-systems rewritten), and writes resource, version and search-index rows with PostgreSQL COPY. The index rows
-come from ``gateway.store.search_index.index_rows`` of each copy, exactly as the store computes them; the
-indexes are built after the COPY and the tables analyzed. The EHR token is granted every clinic, so
+systems rewritten), and writes resource and search-index rows with PostgreSQL COPY (no version rows: read and search never
+touch them). The index rows are ``gateway.store.search_index.index_rows`` of the base resources, exactly as
+the store computes them, with each copy's ids; the indexes are built after the COPY, then ANALYZE. The EHR token is granted every clinic, so
 searches run over all patients.
 
     python bench/fhir_read.py [--sizes 1000 10000] [--seconds 8] [--clients 1 8 32]
@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import json
 import os
+import pickle
 import random
 import re
 import statistics
@@ -38,8 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections import Counter
+from collections import Counter, namedtuple
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ from bench.concurrency import Connection  # noqa: E402
 from bench.ingest import Gateway, free_port, postgres_database, wait_until_up  # noqa: E402
 
 BASE_PATIENTS = 100
+BaseRow = namedtuple("BaseRow", "resource_type resource_id version_id last_updated content content_hash")
 ROTATE = 200
 UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -85,96 +86,153 @@ def _copy_rows(cursor: Any, table: str, columns: list[str], rows: list[tuple]) -
             copy.write_row(row)
 
 
+def base_index(base: list[Any]) -> list[list[tuple[str, tuple]]]:
+    """The search-index rows of each base resource, as the store computes them (``index_rows``)."""
+    from gateway.store.search_index import index_rows
+
+    out = []
+    for position, row in enumerate(base):
+        rows: list[tuple[str, tuple]] = []
+        for kind, kind_rows in index_rows(position, orjson.loads(row.content)).items():
+            for r in kind_rows:
+                if kind == "token":
+                    rows.append((kind, (r["resource_type"], r["param"], r["system"], r["code"])))
+                elif kind == "reference":
+                    rows.append((kind, (r["resource_type"], r["param"], r["target_type"], r["target_id"])))
+                elif kind == "date":
+                    rows.append((kind, (r["resource_type"], r["param"], r["start"], r["end"])))
+                else:
+                    rows.append((kind, (r["resource_type"], r["param"], r["value"])))
+        out.append(rows)
+    return out
+
+
+INDEX_COLUMNS = {
+    "token": ["resource_pk", "resource_type", "param", "system", "code"],
+    "reference": ["resource_pk", "resource_type", "param", "target_type", "target_id"],
+    "date": ["resource_pk", "resource_type", "param", "start", '"end"'],
+    "string": ["resource_pk", "resource_type", "param", "value"],
+}
+
+
+UUID_IN_JSON = r'([/"])000([0-9a-f]{5}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})'
+
+
 def load_copies(url: str, base: list[Any], identifier_base: str, patients: int) -> dict[str, Any]:
-    """``patients // BASE_PATIENTS`` copies of the base clinic, written with COPY; returns counts."""
+    """``patients // BASE_PATIENTS`` copies of the base clinic; returns counts and timings.
+
+    Copy 0 is written with COPY: the base resources with every id's first three hex digits set to ``000``
+    and the index rows ``index_rows`` computes for them. Copy k is cloned inside PostgreSQL
+    (``INSERT ... SELECT``): ids get the prefix ``k`` in hex (in the JSON, in reference index rows), the
+    identifier systems the copy's clinic slug, and primary keys an offset. Version rows are not written
+    (read and search never touch them); the indexes are built after the load, then ANALYZE."""
     import psycopg
-    from sqlalchemy import create_engine
+    from sqlalchemy import create_engine, text
     from sqlmodel import SQLModel
 
     from gateway.db.engine import normalize_url
-    from gateway.store.search_index import index_rows
 
     started = time.perf_counter()
     copies = patients // BASE_PATIENTS
     engine = create_engine(normalize_url(url))
     tables = {t.name: t for t in SQLModel.metadata.sorted_tables}
-    bulk = [
-        "resource",
-        "resource_version",
-        "search_token",
-        "search_reference",
-        "search_date",
-        "search_string",
-    ]
+    bulk = ["resource", "search_token", "search_reference", "search_date", "search_string"]
     indexes = [index for name in bulk for index in tables[name].indexes]
     with engine.begin() as connection:
         for index in indexes:
             index.drop(connection)
     engine.dispose()
-    counts: Counter[str] = Counter()
-    pk = 0
-    now = datetime.now(UTC)
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-        with conn.cursor() as cursor:
-            for k in range(copies):
-                slug = f"bench-{k:03d}"
-                cursor.execute(
-                    "INSERT INTO clinic (slug, name, created_at) VALUES (%s, %s, %s) RETURNING id",
-                    (slug, f"Bench clinic {k}", now),
-                )
-                clinic_pk = cursor.fetchone()[0]
-                ids: dict[bytes, bytes] = {}
+    base_rows = base_index(base)
+    system = f"{identifier_base.rstrip('/')}/"
+    size = len(base)
 
-                def fresh(match: re.Match[bytes], k: int = k, ids: dict[bytes, bytes] = ids) -> bytes:
-                    old = match.group(0)
-                    if old not in ids:
-                        ids[old] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"bench/{k}/{old.decode()}")).encode()
-                    return ids[old]
+    def zero(text_id: str) -> str:
+        return "000" + text_id[3:] if UUID.fullmatch(text_id.encode()) else text_id
 
-                old_system = f"{identifier_base.rstrip('/')}/bench/".encode()
-                new_system = f"{identifier_base.rstrip('/')}/{slug}/".encode()
-                resources, versions = [], []
-                index: dict[str, list[tuple]] = {"token": [], "reference": [], "date": [], "string": []}
-                for row in base:
-                    pk += 1
-                    content = UUID.sub(fresh, row.content.replace(old_system, new_system))
-                    resource = orjson.loads(content)
-                    resources.append(
-                        (pk, clinic_pk, row.resource_type, resource["id"], row.version_id, row.last_updated,
-                         content, row.content_hash, False)
-                    )  # fmt: skip
-                    versions.append((pk, row.version_id, row.last_updated, content, False))
-                    for kind, kind_rows in index_rows(pk, resource).items():
-                        for r in kind_rows:
-                            if kind == "token":
-                                index[kind].append(
-                                    (pk, r["resource_type"], r["param"], r["system"], r["code"])
-                                )
-                            elif kind == "reference":
-                                index[kind].append(
-                                    (pk, r["resource_type"], r["param"], r["target_type"], r["target_id"])
-                                )
-                            elif kind == "date":
-                                index[kind].append((pk, r["resource_type"], r["param"], r["start"], r["end"]))
-                            else:
-                                index[kind].append((pk, r["resource_type"], r["param"], r["value"]))
-                _copy_rows(cursor, "resource", ["id", "clinic_pk", "resource_type", "resource_id", "version_id",
-                           "last_updated", "content", "content_hash", "deleted"], resources)  # fmt: skip
-                _copy_rows(cursor, "resource_version", ["resource_pk", "version_id", "last_updated", "content",
-                           "deleted"], versions)  # fmt: skip
-                columns = {
-                    "token": ["resource_pk", "resource_type", "param", "system", "code"],
-                    "reference": ["resource_pk", "resource_type", "param", "target_type", "target_id"],
-                    "date": ["resource_pk", "resource_type", "param", "start", '"end"'],
-                    "string": ["resource_pk", "resource_type", "param", "value"],
-                }
-                for kind, kind_rows in index.items():
-                    _copy_rows(cursor, f"search_{kind}", columns[kind], kind_rows)
-                    counts[f"search_{kind}"] += len(kind_rows)
-                counts["resource"] += len(resources)
-                conn.commit()
-                print(f"  copy {k + 1}/{copies}: {counts['resource']:,} resources", end="\r", flush=True)
-            cursor.execute("SELECT setval(pg_get_serial_sequence('resource', 'id'), %s)", (pk,))
+    with (
+        psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn,
+        conn.cursor() as cursor,
+    ):
+        clinics = []
+        for k in range(copies):
+            cursor.execute(
+                "INSERT INTO clinic (slug, name, created_at) VALUES (%s, %s, %s) RETURNING id",
+                (f"bench-{k:03d}", f"Bench clinic {k}", datetime.now(UTC)),
+            )
+            clinics.append(cursor.fetchone()[0])
+        with cursor.copy(
+            "COPY resource (id, clinic_pk, resource_type, resource_id, version_id, last_updated, content, "
+            "content_hash, deleted) FROM STDIN"
+        ) as copy:
+            for pk, row in enumerate(base, start=1):
+                content = UUID.sub(lambda m: b"000" + m.group(0)[3:], row.content)
+                content = content.replace(f"{system}bench/".encode(), f"{system}bench-000/".encode())
+                copy.write_row(
+                    (pk, clinics[0], row.resource_type, zero(row.resource_id), row.version_id,
+                     row.last_updated, content, row.content_hash, False)
+                )  # fmt: skip
+        for kind, columns in INDEX_COLUMNS.items():
+            with cursor.copy(f"COPY search_{kind} ({', '.join(columns)}) FROM STDIN") as copy:
+                for pk, rows in enumerate(base_rows, start=1):
+                    for row_kind, values in rows:
+                        if row_kind != kind:
+                            continue
+                        if kind == "reference":
+                            values = (*values[:3], zero(values[3]))
+                        elif kind == "token" and values[2] and values[2].startswith(f"{system}bench/"):
+                            values = (
+                                *values[:2],
+                                values[2].replace(f"{system}bench/", f"{system}bench-000/"),
+                                values[3],
+                            )
+                        copy.write_row((pk, *values))
+        for table in bulk:  # the copies are cloned from these (unindexed tables only grow)
+            cursor.execute(f"CREATE TEMP TABLE base_{table} AS SELECT * FROM {table}")
+        conn.commit()
+        for k in range(1, copies):
+            prefix, offset = f"{k:03x}", k * size
+            old, new = f"{system}bench-000/", f"{system}bench-{k:03d}/"
+            cursor.execute(
+                "INSERT INTO resource (id, clinic_pk, resource_type, resource_id, version_id, last_updated, "
+                "content, content_hash, deleted) SELECT id + %(offset)s, %(clinic)s, resource_type, "
+                "%(prefix)s || substr(resource_id, 4), version_id, last_updated, "
+                "convert_to(regexp_replace(replace(convert_from(content, 'UTF8'), %(old)s, %(new)s), "
+                "%(pattern)s, '\\1' || %(prefix)s || '\\2', 'g'), 'UTF8'), content_hash, false "
+                "FROM base_resource",
+                {"offset": offset, "clinic": clinics[k], "prefix": prefix, "old": old, "new": new,
+                 "pattern": UUID_IN_JSON, "base": clinics[0]},
+            )  # fmt: skip
+            bounds = {"offset": offset, "prefix": prefix, "old": old, "new": new, "last": size}
+            cursor.execute(
+                "INSERT INTO search_reference (resource_pk, resource_type, param, target_type, target_id) "
+                "SELECT resource_pk + %(offset)s, resource_type, param, target_type, CASE WHEN target_id ~ "
+                "'^000[0-9a-f]{5}-' THEN %(prefix)s || substr(target_id, 4) ELSE target_id END "
+                "FROM base_search_reference",
+                bounds,
+            )
+            cursor.execute(
+                "INSERT INTO search_token (resource_pk, resource_type, param, system, code) SELECT "
+                "resource_pk + %(offset)s, resource_type, param, replace(system, %(old)s, %(new)s), code "
+                "FROM base_search_token",
+                bounds,
+            )
+            cursor.execute(
+                'INSERT INTO search_date (resource_pk, resource_type, param, start, "end") SELECT '
+                'resource_pk + %(offset)s, resource_type, param, start, "end" FROM base_search_date',
+                bounds,
+            )
+            cursor.execute(
+                "INSERT INTO search_string (resource_pk, resource_type, param, value) SELECT "
+                "resource_pk + %(offset)s, resource_type, param, value FROM base_search_string",
+                bounds,
+            )
+            conn.commit()
+            print(f"  copy {k + 1}/{copies}: {(k + 1) * size:,} resources", end="\r", flush=True)
+        cursor.execute("SELECT setval(pg_get_serial_sequence('resource', 'id'), %s)", (copies * size,))
+        counts = {}
+        for table in bulk:
+            cursor.execute(f"SELECT count(*) FROM {table}")
+            counts[table] = cursor.fetchone()[0]
         conn.commit()
     print()
     loaded = time.perf_counter() - started
@@ -183,14 +241,12 @@ def load_copies(url: str, base: list[Any], identifier_base: str, patients: int) 
         for index in indexes:
             index.create(connection)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        from sqlalchemy import text
-
-        connection.execute(text("VACUUM ANALYZE"))
+        connection.execute(text("ANALYZE"))
     engine.dispose()
     return {
         "patients": copies * BASE_PATIENTS,
         "clinics": copies,
-        "rows": dict(counts),
+        "rows": counts,
         "copy_seconds": round(loaded, 1),
         "index_seconds": round(time.perf_counter() - started - loaded, 1),
     }
@@ -324,7 +380,12 @@ def serve_bare(port: int, workdir: Path) -> None:
 
 
 def run_size(
-    patients: int, base: list[Any], identifier_base: str, clients: list[int], seconds: float
+    patients: int,
+    base: list[Any],
+    identifier_base: str,
+    clients: list[int],
+    seconds: float,
+    keep: bool = False,
 ) -> dict:
     import httpx
 
@@ -370,7 +431,10 @@ def run_size(
                                 rows.append(row)
                                 print_row(row)
     finally:
-        drop()
+        if keep:
+            print(f"  kept the database: {url}")
+        else:
+            drop()
     return {"load": loaded, "results": rows}
 
 
@@ -430,14 +494,28 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--base-cache", help="a file to keep the mapped base clinic in between runs")
+    parser.add_argument("--keep", action="store_true", help="keep the databases (prints their URLs)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        print(f"mapping the base clinic ({BASE_PATIENTS} patients) through the records service")
-        started = time.perf_counter()
-        base, identifier_base = base_clinic(Path(tmp))
-        print(f"  {len(base):,} resources in {time.perf_counter() - started:.0f} s")
+    cache = Path(args.base_cache) if args.base_cache else None
+    if cache is not None and cache.is_file():
+        base, identifier_base = pickle.loads(cache.read_bytes())
+        print(f"base clinic from {cache}: {len(base):,} resources")
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(f"mapping the base clinic ({BASE_PATIENTS} patients) through the records service")
+            started = time.perf_counter()
+            rows, identifier_base = base_clinic(Path(tmp))
+            base = [BaseRow(r.resource_type, r.resource_id, r.version_id, r.last_updated, r.content,
+                            r.content_hash) for r in rows]  # fmt: skip
+            print(f"  {len(base):,} resources in {time.perf_counter() - started:.0f} s")
+        if cache is not None:
+            cache.write_bytes(pickle.dumps((base, identifier_base)))
     print(HEADER)
-    runs = {size: run_size(size, base, identifier_base, args.clients, args.seconds) for size in args.sizes}
+    runs = {
+        size: run_size(size, base, identifier_base, args.clients, args.seconds, args.keep)
+        for size in args.sizes
+    }
     rows = [row for run in runs.values() for row in run["results"]]
     print()
     print(markdown(rows))

@@ -12,10 +12,19 @@ the token was not granted:
   ``[()]`` "no constraint".
 
 Types outside every scope answer 403; resources outside a rule are simply not found.
+
+:class:`AccessCache` keeps what a bearer token resolved to for ``ttl`` seconds (2 by default), keyed by the
+token's SHA-256, so a client paging or reading in a loop costs one token lookup per interval instead of one
+per request. A revoked or expired token therefore stops working on /fhir within ``ttl`` seconds (RFC 7009
+§2.2 allows such a delay); errors are never cached.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.auth.scopes import ScopeSet
@@ -30,6 +39,22 @@ from gateway.store.search_query import (
     constraint_clauses,
 )
 
+#: types outside the Patient compartment that a patient/ scope may read whole (shared by the clinic's
+#: patients, naming none of them); any other type without a patient parameter is closed to patient/ scopes
+SHARED_TYPES = frozenset(
+    {
+        "CodeSystem",
+        "Device",
+        "Location",
+        "Medication",
+        "Organization",
+        "Practitioner",
+        "PractitionerRole",
+        "Questionnaire",
+        "StructureDefinition",
+        "ValueSet",
+    }
+)
 #: client kinds that read /fhir (clinic tokens push records through /api/v1 only)
 FHIR_CLIENT_KINDS = frozenset({"ehr", "app"})
 
@@ -51,6 +76,8 @@ class FhirAccess:
     clinic_pks: tuple[int, ...]
     scopes: ScopeSet
     patient_id: str | None = None
+    #: who asked (for the audit trail)
+    principal: Principal | None = None
 
     @classmethod
     def from_principal(cls, principal: Principal) -> FhirAccess:
@@ -62,7 +89,8 @@ class FhirAccess:
         return cls(
             clinic_pks=tuple(clinics),
             scopes=ScopeSet.of(principal.scopes),
-            patient_id=getattr(principal, "patient_id", None),
+            patient_id=principal.patient_id,
+            principal=principal,
         )
 
     def allows(self, resource_type: str, permission: str = "r") -> bool:
@@ -91,6 +119,8 @@ class FhirAccess:
                 clause = compartment_clause(resource_type, self.patient_id)
                 if clause is not None:
                     clauses.append(clause)
+                elif resource_type not in SHARED_TYPES:
+                    continue  # no way to keep it to the patient (Group lists members): grants nothing
             conjunction = tuple(clauses)
             if not conjunction:
                 return [()]
@@ -101,3 +131,33 @@ class FhirAccess:
 
 def access_error(error: SearchError) -> FhirError:
     return FhirError(400, error.code, str(error), expression=[error.expression] if error.expression else [])
+
+
+class AccessCache:
+    """Bearer token (by SHA-256) -> FhirAccess for ``ttl`` seconds; at most ``size`` entries."""
+
+    def __init__(self, ttl: float = 2.0, size: int = 10_000, clock: Callable[[], float] = time.monotonic):
+        self.ttl = ttl
+        self.size = size
+        self.clock = clock
+        self._entries: dict[str, tuple[float, FhirAccess]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(authorization: str) -> str:
+        return hashlib.sha256(authorization.encode()).hexdigest()
+
+    def get(self, authorization: str, resolve: Callable[[], FhirAccess]) -> FhirAccess:
+        key = self.key(authorization)
+        now = self.clock()
+        found = self._entries.get(key)
+        if found is not None and found[0] > now:
+            return found[1]
+        access = resolve()  # raises for a bad token or a token that may not use /fhir: nothing is cached
+        with self._lock:
+            if len(self._entries) >= self.size:
+                self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+                if len(self._entries) >= self.size:
+                    self._entries.clear()
+            self._entries[key] = (now + self.ttl, access)
+        return access

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from email.utils import format_datetime
 from typing import Annotated
 from urllib.parse import parse_qsl
@@ -12,10 +14,12 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response, StreamingResponse
 
-from gateway.core.errors import FHIR_JSON, bad_request
-from gateway.deps import PrincipalDep, ReadSessionDep, SettingsDep
+from gateway.audit.trail import record_fhir
+from gateway.core.config import Settings
+from gateway.core.errors import FHIR_JSON, FhirError, bad_request
+from gateway.deps import AuthorizationHeader, ReadSessionDep, SettingsDep, get_principal
 from gateway.fhir_api import service
-from gateway.fhir_api.access import FhirAccess
+from gateway.fhir_api.access import AccessCache, FhirAccess
 from gateway.fhir_api.bundles import Bundle
 from gateway.fhir_api.capability import capability_statement
 
@@ -26,8 +30,18 @@ FHIR_MEDIA = f"{FHIR_JSON}; charset=utf-8"
 STREAM_ABOVE = 100
 
 
-def get_access(principal: PrincipalDep) -> FhirAccess:
-    return FhirAccess.from_principal(principal)
+def get_access(
+    request: Request, settings: SettingsDep, authorization: AuthorizationHeader = None
+) -> FhirAccess:
+    """What the bearer token may see (``get_principal`` on a cache miss; see ``AccessCache``)."""
+    cache: AccessCache | None = getattr(request.app.state, "fhir_access_cache", None)
+    if cache is None:
+        cache = request.app.state.fhir_access_cache = AccessCache()
+    if not authorization:
+        return FhirAccess.from_principal(get_principal(request, settings, authorization))
+    return cache.get(
+        authorization, lambda: FhirAccess.from_principal(get_principal(request, settings, authorization))
+    )
 
 
 AccessDep = Annotated[FhirAccess, Depends(get_access)]
@@ -57,6 +71,52 @@ async def form_params(request: Request) -> list[tuple[str, str]]:
 
 
 FormParams = Annotated[list[tuple[str, str]], Depends(form_params)]
+
+
+@contextmanager
+def audited(
+    request: Request,
+    settings: Settings,
+    access: FhirAccess,
+    interaction: str,
+    resource_type: str | None,
+    *,
+    resource_id: str | None = None,
+    patient_id: str | None = None,
+) -> Iterator[Callable[[Response], Response]]:
+    """Records one AuditEvent for the request (queued, written in batches) with the answer's status."""
+    status = [500]
+
+    def done(response: Response) -> Response:
+        status[0] = response.status_code
+        return response
+
+    try:
+        yield done
+    except FhirError as error:
+        status[0] = error.status_code
+        raise
+    finally:
+        record_fhir(
+            request.app.state.audit,
+            settings,
+            access.principal,
+            interaction=interaction,
+            resource_type=resource_type,
+            status_code=status[0],
+            resource_id=resource_id,
+            patient_id=patient_id,
+            query=request.url.query or None,
+            address=request.client.host if request.client else None,
+        )
+
+
+def searched_patient(resource_type: str, params: list[tuple[str, str]]) -> str | None:
+    """The patient a search is about (for the audit trail)."""
+    if resource_type == "Patient":
+        return next((v for k, v in params if k == "_id" and "," not in v), None)
+    value = next((v for k, v in params if k.split(":")[0] in ("patient", "subject")), None)
+    return value.rsplit("/", 1)[-1] if value and "," not in value else None
 
 
 def bundle_response(bundle: Bundle) -> Response:
@@ -93,14 +153,18 @@ def search_type(
     settings: SettingsDep,
     prefer: PreferHeader = None,
 ) -> Response:
-    bundle = service.search_type(
-        session, access, settings.fhir_base_url, resource_type, params_of(request), strict=strict(prefer)
-    )
-    return bundle_response(bundle)
+    params = params_of(request)
+    patient = searched_patient(resource_type, params)
+    with audited(request, settings, access, "search-type", resource_type, patient_id=patient) as done:
+        bundle = service.search_type(
+            session, access, settings.fhir_base_url, resource_type, params, strict=strict(prefer)
+        )
+        return done(bundle_response(bundle))
 
 
 @router.post("/{resource_type}/_search", summary="search-type (POST, form body)")
 def search_type_post(
+    request: Request,
     resource_type: str,
     params: FormParams,
     session: ReadSessionDep,
@@ -108,10 +172,12 @@ def search_type_post(
     settings: SettingsDep,
     prefer: PreferHeader = None,
 ) -> Response:
-    bundle = service.search_type(
-        session, access, settings.fhir_base_url, resource_type, params, strict=strict(prefer)
-    )
-    return bundle_response(bundle)
+    patient = searched_patient(resource_type, params)
+    with audited(request, settings, access, "search-type", resource_type, patient_id=patient) as done:
+        bundle = service.search_type(
+            session, access, settings.fhir_base_url, resource_type, params, strict=strict(prefer)
+        )
+        return done(bundle_response(bundle))
 
 
 @router.get("/{resource_type}/_history", summary="history-type")
@@ -123,10 +189,11 @@ def history_type(
     settings: SettingsDep,
     prefer: PreferHeader = None,
 ) -> Response:
-    bundle = service.type_history(
-        session, access, settings.fhir_base_url, resource_type, params_of(request), strict=strict(prefer)
-    )
-    return bundle_response(bundle)
+    with audited(request, settings, access, "history-type", resource_type) as done:
+        bundle = service.type_history(
+            session, access, settings.fhir_base_url, resource_type, params_of(request), strict=strict(prefer)
+        )
+        return done(bundle_response(bundle))
 
 
 @router.get("/Patient/{patient_id}/$everything", summary="Patient/$everything")
@@ -138,22 +205,31 @@ def patient_everything(
     settings: SettingsDep,
     prefer: PreferHeader = None,
 ) -> Response:
-    bundle = service.patient_everything(
-        session, access, settings.fhir_base_url, patient_id, params_of(request), strict=strict(prefer)
-    )
-    return bundle_response(bundle)
+    with audited(
+        request, settings, access, "$everything", "Patient", resource_id=patient_id, patient_id=patient_id
+    ) as done:
+        bundle = service.patient_everything(
+            session, access, settings.fhir_base_url, patient_id, params_of(request), strict=strict(prefer)
+        )
+        return done(bundle_response(bundle))
 
 
 @router.get("/{resource_type}/{resource_id}", summary="read")
 def read_resource(
+    request: Request,
     resource_type: str,
     resource_id: str,
     session: ReadSessionDep,
     access: AccessDep,
+    settings: SettingsDep,
     if_none_match: IfNoneMatchHeader = None,
 ) -> Response:
-    body = service.read_resource(session, access, resource_type, resource_id)
-    return resource_response(body, if_none_match)
+    patient = resource_id if resource_type == "Patient" else None
+    with audited(
+        request, settings, access, "read", resource_type, resource_id=resource_id, patient_id=patient
+    ) as done:
+        body = service.read_resource(session, access, resource_type, resource_id)
+        return done(resource_response(body, if_none_match))
 
 
 @router.get("/{resource_type}/{resource_id}/_history", summary="history-instance")
@@ -166,26 +242,42 @@ def history_instance(
     settings: SettingsDep,
     prefer: PreferHeader = None,
 ) -> Response:
-    bundle = service.instance_history(
-        session,
+    patient = resource_id if resource_type == "Patient" else None
+    with audited(
+        request,
+        settings,
         access,
-        settings.fhir_base_url,
+        "history-instance",
         resource_type,
-        resource_id,
-        params_of(request),
-        strict=strict(prefer),
-    )
-    return bundle_response(bundle)
+        resource_id=resource_id,
+        patient_id=patient,
+    ) as done:
+        bundle = service.instance_history(
+            session,
+            access,
+            settings.fhir_base_url,
+            resource_type,
+            resource_id,
+            params_of(request),
+            strict=strict(prefer),
+        )
+        return done(bundle_response(bundle))
 
 
 @router.get("/{resource_type}/{resource_id}/_history/{version_id}", summary="vread")
 def vread_resource(
+    request: Request,
     resource_type: str,
     resource_id: str,
     version_id: str,
     session: ReadSessionDep,
     access: AccessDep,
+    settings: SettingsDep,
     if_none_match: IfNoneMatchHeader = None,
 ) -> Response:
-    body = service.vread_resource(session, access, resource_type, resource_id, version_id)
-    return resource_response(body, if_none_match)
+    patient = resource_id if resource_type == "Patient" else None
+    with audited(
+        request, settings, access, "vread", resource_type, resource_id=resource_id, patient_id=patient
+    ) as done:
+        body = service.vread_resource(session, access, resource_type, resource_id, version_id)
+        return done(resource_response(body, if_none_match))

@@ -32,8 +32,13 @@ def fhir_token(engine: Engine, settings: Settings) -> Callable[..., str]:
 
 
 @pytest.fixture
-def ehr_token(clinic, fhir_token) -> str:
-    return fhir_token()
+def ehr_token(clinic, client: TestClient, engine: Engine) -> str:
+    """A real SMART Backend Services token: an ehr client registered with the synthetic keys of
+    fixtures/keys, granted the clinic, and a private_key_jwt client_credentials request for system/*.read."""
+    from support.smart import backend_token, register_ehr_client
+
+    ehr = register_ehr_client(engine, clinics=(clinic.slug,), scope="system/*.read")
+    return backend_token(client, ehr, scope="system/*.read")
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.gateway.fhir_api.fhir_data import fhir_id
 
 P1 = fhir_id("clinic-a", "patients", "p1")
@@ -103,3 +105,48 @@ def test_other_clinics_stay_invisible_to_includes(small_clinic, make_clinic, cli
     both = getter(client, fhir_token(clinics=("clinic-a", "clinic-b")))
     names = {e["resource"]["name"][0]["family"] for e in both("Patient").json()["entry"]}
     assert "Other" in names
+
+
+def test_access_cache_keeps_a_token_for_its_ttl_only() -> None:
+    from gateway.auth.scopes import ScopeSet
+    from gateway.fhir_api.access import AccessCache, FhirAccess
+
+    now = [100.0]
+    cache = AccessCache(ttl=2.0, clock=lambda: now[0])
+    calls: list[int] = []
+
+    def resolve() -> FhirAccess:
+        calls.append(1)
+        return FhirAccess((1,), ScopeSet.of(["system/*.read"]))
+
+    first = cache.get("Bearer a", resolve)
+    assert cache.get("Bearer a", resolve) is first and len(calls) == 1
+    now[0] += 2.5
+    cache.get("Bearer a", resolve)
+    assert len(calls) == 2
+
+    def refuse() -> FhirAccess:
+        calls.append(1)
+        raise ValueError("bad token")
+
+    for _ in range(2):  # an error is never cached
+        with pytest.raises(ValueError):
+            cache.get("Bearer b", refuse)
+    assert len(calls) == 4
+
+
+def test_a_revoked_token_stops_working_once_the_cache_expires(
+    small_clinic, client, engine, fhir_token
+) -> None:
+    from sqlalchemy import update
+
+    from gateway.db.tables import AccessTokenRow
+    from gateway.fhir_api.access import AccessCache
+
+    client.app.state.fhir_access_cache = AccessCache(ttl=0.0)
+    token = fhir_token()
+    get = getter(client, token)
+    assert get(f"Patient/{P1}").status_code == 200
+    with engine.begin() as connection:
+        connection.execute(update(AccessTokenRow).values(revoked=True))
+    assert get(f"Patient/{P1}").status_code == 401
