@@ -23,6 +23,8 @@ from gateway.fhir_api.bulk_routes import router as bulk_router
 from gateway.fhir_api.routes import router as fhir_router
 from gateway.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from gateway.openapi import install_openapi
+from gateway.sync.routes import admin_router as sync_admin_router
+from gateway.sync.routes import router as sync_router
 
 DESCRIPTION = """
 FHIR R4 gateway for ketamine-assisted psychotherapy (KAP) clinics.
@@ -67,6 +69,8 @@ def create_app(settings: Settings | None = None, *, migrate_sqlite: bool = True)
     app.include_router(audit_router)
     app.include_router(well_known_router)  # before the FHIR router: /fhir/.well-known/... is not a type
     app.include_router(clinic_router)
+    app.include_router(sync_router)
+    app.include_router(sync_admin_router)
     app.include_router(bulk_router)  # before the FHIR router: $export is not a {type}/{id}
     app.include_router(fhir_router)  # after the bulk-export router, so {type}/{id} never takes $export
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -313,3 +313,44 @@ def parse_batch_body(body: bytes, content_type: str, *, max_records: int) -> lis
 
 
 _BATCH_ADAPTER = TypeAdapter(list[BatchEntryIn])
+
+
+# --- referral import (issue 10; gateway/sync/importer.py) ---
+
+
+class ImportIdentifier(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    system: Annotated[str | None, Field(max_length=255, description="the hospital's MRN system")] = None
+    value: Annotated[str, Field(min_length=1, max_length=64, description="the hospital's MRN")]
+
+
+class ImportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    connection: Annotated[str, Field(min_length=1, max_length=64, description="EHR connection name")]
+    identifier: ImportIdentifier
+
+
+@router.post(
+    "/patients/{external_id}/import",
+    summary="Import a referral from a hospital EHR: Patient, Conditions, MedicationRequests, AllergyIntolerances",
+    operation_id="import_patient",
+    include_in_schema=False,  # documented in README (EHR sync) until the OpenAPI checks cover it
+)
+def import_patient(
+    external_id: ExternalIdPath,
+    body: ImportRequest,
+    clinic: ClinicDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    from gateway.sync.importer import import_referral
+
+    return import_referral(
+        session,
+        settings,
+        clinic=clinic,
+        patient_id=external_id,
+        connection_name=body.connection,
+        mrn=body.identifier.value,
+        mrn_system=body.identifier.system,
+    )

@@ -162,6 +162,9 @@ class FaultProxy:
     faults: collections.deque[str] = field(default_factory=collections.deque)
     methods: frozenset[str] = frozenset({"POST", "PUT", "DELETE"})
     slow_seconds: float = 3.0
+    #: keep every forwarded write's body in ``bodies`` (to count what was sent)
+    record_bodies: bool = False
+    bodies: list[bytes] = field(default_factory=list)
     #: resource type whose writes are refused with 422 and an OperationOutcome (alone or in a Bundle)
     reject_type: str | None = None
     seen: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -232,6 +235,8 @@ class FaultProxy:
                     return
                 if action == "slow":
                     time.sleep(proxy.slow_seconds)
+                if proxy.record_bodies and body and self.command in proxy.methods:
+                    proxy.bodies.append(body)
                 headers = {
                     k: v
                     for k, v in self.headers.items()

@@ -4,9 +4,7 @@ The EHR here is a small in-memory fake (fake_ehr.py); tests/integration runs the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -16,93 +14,17 @@ from support.fake_ehr import FakeEhr
 from gateway.core.config import Settings
 from gateway.db.engine import session_scope
 from gateway.db.repositories import sync as sync_repo
-from gateway.db.tables import EhrConnectionRow, utcnow
+from gateway.db.tables import utcnow
 from gateway.demo import load_demo
 from gateway.sync import connections
 from gateway.sync import status as sync_status
-from gateway.sync.keys import generate_key, load_private_key
 from gateway.sync.outbox import Deliverer
-from gateway.sync.smart_client import Endpoint, SmartClient
 
-KEY = generate_key("ES384", "k")
 CAPS = {
     "transaction": {"mode": "transaction"},
     "conditional": {"mode": "conditional"},
     "search": {"mode": "search"},
 }
-
-
-@pytest.fixture
-def fast(settings: Settings) -> Settings:
-    return settings.model_copy(
-        update={
-            "sync_backoff_base_seconds": 0.01,
-            "sync_backoff_cap_seconds": 0.05,
-            "sync_breaker_failures": 3,
-            "sync_breaker_pause_seconds": 30,
-        }
-    )
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeEhr]:
-    ehr = FakeEhr()
-    key_file = tmp_path / "k.pem"
-    key_file.write_bytes(KEY.private_pem)
-    clients: dict[int, SmartClient] = {}
-
-    def client_for(row: EhrConnectionRow, settings: Settings) -> SmartClient:
-        assert row.id is not None
-        if row.id not in clients:
-            endpoint = Endpoint(
-                row.fhir_base,
-                "https://ehr.test/token",
-                row.client_id,
-                row.scope,
-                "ES384",
-                "k",
-                load_private_key(alg="ES384", path=str(key_file)),
-            )
-            clients[row.id] = SmartClient(endpoint, timeout=5, transport=ehr.transport())
-        return clients[row.id]
-
-    monkeypatch.setattr(connections, "client_for", client_for)
-    ehr.key_file = key_file  # type: ignore[attr-defined]
-    yield ehr
-    for client in clients.values():
-        client.close()
-
-
-def add_connection(
-    engine: Engine,
-    settings: Settings,
-    fake: FakeEhr,
-    *,
-    mode: str = "transaction",
-    push: list[str] | None = None,
-) -> int:
-    with session_scope(engine) as session:
-        row = connections.create_connection(
-            session,
-            settings,
-            clinic_slug="demo",
-            name="h",
-            fhir_base="https://ehr.test/fhir",
-            client_id="gw",
-            private_key_file=str(fake.key_file),
-            kid="k",
-            alg="ES384",
-            push=push,
-            probe=False,  # type: ignore[attr-defined]
-        )
-        assert row.id is not None
-        sync_repo.update_connection(
-            session,
-            pk=row.id,
-            values={"capabilities": CAPS[mode], "token_url": "https://ehr.test/token", "probed_at": utcnow()},
-        )
-        session.commit()
-        return row.id
 
 
 def outbox(engine: Engine) -> dict[str, int]:
@@ -128,7 +50,7 @@ def demo(engine: Engine, fast: Settings) -> None:
 
 
 def test_no_connection_no_outbox_rows_and_a_new_connection_backfills_once(
-    engine: Engine, fast: Settings, demo: None, fake: FakeEhr
+    engine: Engine, fast: Settings, demo: None, fake: FakeEhr, add_connection
 ) -> None:
     assert outbox(engine) == {}
     add_connection(engine, fast, fake, push=["Patient", "Encounter"])
@@ -149,7 +71,7 @@ def test_no_connection_no_outbox_rows_and_a_new_connection_backfills_once(
 
 @pytest.mark.parametrize("mode", ["transaction", "conditional", "search"])
 def test_everything_is_delivered_once_and_a_second_run_sends_nothing(
-    engine: Engine, fast: Settings, demo: None, fake: FakeEhr, mode: str
+    engine: Engine, fast: Settings, demo: None, fake: FakeEhr, add_connection, mode: str
 ) -> None:
     add_connection(engine, fast, fake, mode=mode)
     assert run(engine, fast) > 0
@@ -168,7 +90,7 @@ def test_everything_is_delivered_once_and_a_second_run_sends_nothing(
 
 
 def test_writes_after_the_connection_are_enqueued_in_their_transaction(
-    engine: Engine, fast: Settings, demo: None, fake: FakeEhr
+    engine: Engine, fast: Settings, demo: None, fake: FakeEhr, add_connection
 ) -> None:
     from gateway.clinic_api import services
     from gateway.db.repositories.clinics import get_clinic
@@ -196,7 +118,7 @@ def test_writes_after_the_connection_are_enqueued_in_their_transaction(
 
 
 def test_a_lease_is_held_by_one_worker_until_it_runs_out(
-    engine: Engine, fast: Settings, demo: None, fake: FakeEhr
+    engine: Engine, fast: Settings, demo: None, fake: FakeEhr, add_connection
 ) -> None:
     pk = add_connection(engine, fast, fake)
     now = utcnow()
@@ -219,7 +141,7 @@ def test_a_lease_is_held_by_one_worker_until_it_runs_out(
 
 
 def test_claimed_rows_are_not_claimed_again_and_come_back_when_the_lease_ends(
-    engine: Engine, fast: Settings, demo: None, fake: FakeEhr
+    engine: Engine, fast: Settings, demo: None, fake: FakeEhr, add_connection
 ) -> None:
     pk = add_connection(engine, fast, fake)
     connections.upkeep(engine, fast, now=utcnow())
@@ -259,7 +181,7 @@ def test_claimed_rows_are_not_claimed_again_and_come_back_when_the_lease_ends(
 
 
 def test_a_rejected_resource_is_a_dead_letter_the_rest_goes_through_and_replay_delivers_it(
-    engine: Engine, fast: Settings, demo: None, fake: FakeEhr
+    engine: Engine, fast: Settings, demo: None, fake: FakeEhr, add_connection
 ) -> None:
     add_connection(engine, fast, fake)
     fake.reject_type = "Patient"
@@ -277,7 +199,7 @@ def test_a_rejected_resource_is_a_dead_letter_the_rest_goes_through_and_replay_d
 
 
 def test_an_ehr_that_keeps_failing_pauses_the_connection(
-    engine: Engine, fast: Settings, demo: None, fake: FakeEhr
+    engine: Engine, fast: Settings, demo: None, fake: FakeEhr, add_connection
 ) -> None:
     pk = add_connection(engine, fast, fake)
     fake.fail_status = 503
