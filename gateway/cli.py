@@ -421,4 +421,5 @@ if __name__ == "__main__":
 
     main_app()
 else:
+    _register_sync_commands()
     _register_launch_commands()
