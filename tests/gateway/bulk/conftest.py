@@ -1,8 +1,8 @@
 """Bulk export fixtures: a small demo clinic (plus a second clinic it must never leak into), /fhir tokens
 of ehr clients, kick-off and worker helpers.
 
-Tokens are written through the token table as the authorization server writes them (the backend-services
-flow itself is tested under tests/gateway/auth).
+``token`` is a real SMART Backend Services token (tests/support/smart.py); ``make_token`` writes token rows
+as the authorization server does, for other scopes, clinic grants and patient contexts.
 """
 
 from __future__ import annotations
@@ -96,8 +96,21 @@ def make_token(engine: Engine, settings: Settings) -> Callable[..., str]:
 
 
 @pytest.fixture
-def token(demo: str, make_token) -> str:
-    return make_token()
+def backend_client_token(demo: str, client: TestClient, engine: Engine) -> Callable[[], str]:
+    """A real SMART Backend Services token of a new ehr client (synthetic keys of fixtures/keys, a signed
+    private_key_jwt client_credentials request for system/*.read), granted the demo clinic."""
+    from support.smart import backend_token, register_ehr_client
+
+    def make() -> str:
+        ehr = register_ehr_client(engine, clinics=("demo",), scope="system/*.read")
+        return backend_token(client, ehr, scope="system/*.read")
+
+    return make
+
+
+@pytest.fixture
+def token(backend_client_token) -> str:
+    return backend_client_token()
 
 
 def auth(token: str, **headers: str) -> dict[str, str]:

@@ -171,7 +171,7 @@ def test_a_running_job_reports_progress(demo, token, client, engine, settings) -
 
 
 def test_files_need_the_token_of_the_client_that_started_the_job(
-    demo, token, make_token, client, engine, settings
+    demo, token, backend_client_token, client, engine, settings
 ) -> None:
     kicked = kick(client, token, params={"_type": "Patient"})
     status_path = local(kicked.headers["Content-Location"])
@@ -181,7 +181,7 @@ def test_files_need_the_token_of_the_client_that_started_the_job(
 
     anonymous = client.get(file_path)
     assert_outcome(anonymous, 401)
-    second = make_token()  # another client, granted the same clinic and scopes
+    second = backend_client_token()  # another client, granted the same clinic and scopes
     assert_outcome(client.get(file_path, headers=auth(second)), 404, "not-found")
     assert_outcome(client.get(status_path, headers=auth(second)), 404, "not-found")
     assert_outcome(client.delete(status_path, headers=auth(second)), 404, "not-found")
