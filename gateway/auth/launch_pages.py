@@ -34,6 +34,13 @@ SCOPE_TEXT = {
 }
 
 
+def _scope_text(scope: str) -> str:
+    """What a scope lets the app do, in words (resource scopes name themselves)."""
+    if scope in SCOPE_TEXT:
+        return escape(SCOPE_TEXT[scope])
+    return f"access FHIR data: <code>{escape(scope)}</code>"
+
+
 def _page(title: str, body: str, *, status_code: int = 200, form_targets: Sequence[str] = ()) -> HTMLResponse:
     nonce = secrets.token_urlsafe(16)
     sources = " ".join(["'self'", *dict.fromkeys(form_targets)])
@@ -105,12 +112,7 @@ def consent_page(
     redirect_uri: str,
     error: str | None = None,
 ) -> HTMLResponse:
-    items = "".join(
-        f"<li>{escape(SCOPE_TEXT.get(s, 'access FHIR data:'))} <code>{escape(s)}</code></li>"
-        if s not in SCOPE_TEXT
-        else f"<li>{escape(SCOPE_TEXT[s])}</li>"
-        for s in scopes
-    )
+    items = "".join(f"<li>{_scope_text(s)}</li>" for s in scopes)
     picker = ""
     if patients is not None:
         if patients:

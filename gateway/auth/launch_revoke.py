@@ -15,7 +15,6 @@ from gateway.auth.token_request import TokenRequest
 from gateway.core.config import Settings
 from gateway.core.errors import OAuthError
 from gateway.db.engine import Session
-from gateway.db.repositories import clinics as clinic_repo
 from gateway.db.repositories import launch as launch_repo
 
 MAX_TOKEN = 512
@@ -31,21 +30,12 @@ def revoke(session: Session, settings: Settings, *, request: TokenRequest) -> No
     client_id = service.claimed_client_id(request)
     if client_id is None:
         raise OAuthError("invalid_client", "client authentication is required", status_code=401)
-    attempt = throttle.count_attempt(session, settings, client_id=client_id, address=request.address)
-    client = None
-    if attempt.retry_after is None and len(client_id) <= 255 and client_id.isprintable():
-        client = clinic_repo.get_client(session, client_id=client_id)
-        if client is not None:
-            session.expunge(client)
-    session.commit()
-    if attempt.retry_after is not None:
-        raise OAuthError(
-            "slow_down",
-            f"too many failed client authentications; retry after {attempt.retry_after} s",
-            status_code=429,
-            headers={"Retry-After": str(attempt.retry_after)},
-        )
-    authenticated = service.authenticate_client(client, request)
+    client, attempt = service.counted_client(session, settings, client_id=client_id, address=request.address)
+    try:
+        authenticated = service.authenticate(session, settings, client, request)
+    except OAuthError:
+        session.commit()  # the failed attempt stays counted
+        raise
     throttle.forgive(session, attempt)
     if len(token) <= MAX_TOKEN:
         _revoke_owned(session, settings, client_pk=authenticated.id, token=token)

@@ -93,7 +93,28 @@ def issue_token(session: Session, settings: Settings, *, request: TokenRequest) 
         raise OAuthError(
             "invalid_client", "client authentication is required (client_secret_basic)", status_code=401
         )
-    attempt = throttle.count_attempt(session, settings, client_id=client_id, address=request.address)
+    client, attempt = counted_client(session, settings, client_id=client_id, address=request.address)
+    try:
+        authenticated = authenticate(session, settings, client, request)
+        issued = grant(session, settings, authenticated, request)
+    except OAuthError as error:
+        session.rollback()
+        if error.error not in FAILED_AUTHENTICATION:
+            throttle.forgive(session, attempt)
+            session.commit()
+        raise
+    throttle.forgive(session, attempt)
+    session.commit()
+    return issued
+
+
+def counted_client(
+    session: Session, settings: Settings, *, client_id: str, address: str
+) -> tuple[ClientRow | None, throttle.Attempt]:
+    """Step 2: the attempt counted against the claimed client id and the address, and the claimed client
+    loaded (None if unknown), in one short transaction committed before any slow work; 429 past a limit.
+    Used by every endpoint that authenticates clients (token, revoke)."""
+    attempt = throttle.count_attempt(session, settings, client_id=client_id, address=address)
     client = None
     if attempt.retry_after is None and _could_exist(client_id):
         client = clinic_repo.get_client(session, client_id=client_id)
@@ -107,21 +128,16 @@ def issue_token(session: Session, settings: Settings, *, request: TokenRequest) 
             status_code=429,
             headers={"Retry-After": str(attempt.retry_after)},
         )
-    try:
-        if request.assertion is not None:
-            authenticated = authenticate_assertion(session, settings, client, request)
-        else:
-            authenticated = authenticate_client(client, request)
-        issued = grant(session, settings, authenticated, request)
-    except OAuthError as error:
-        session.rollback()
-        if error.error not in FAILED_AUTHENTICATION:
-            throttle.forgive(session, attempt)
-            session.commit()
-        raise
-    throttle.forgive(session, attempt)
-    session.commit()
-    return issued
+    return client, attempt
+
+
+def authenticate(
+    session: Session, settings: Settings, client: ClientRow | None, request: TokenRequest
+) -> ClientRow:
+    """Step 3: the client authentication the request uses (an assertion, Basic, or a public client's id)."""
+    if request.assertion is not None:
+        return authenticate_assertion(session, settings, client, request)
+    return authenticate_client(client, request)
 
 
 def _grant_handler(request: TokenRequest) -> GrantHandler:

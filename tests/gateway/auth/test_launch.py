@@ -11,6 +11,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy import update
 from sqlmodel import Session, select
+from support import smart
 from support.launch import (
     PASSWORD,
     PATIENT,
@@ -548,3 +549,32 @@ def test_confidential_client_must_authenticate_to_refresh(client, engine, clinic
         auth=launch.auth(),
     )
     assert ok.status_code == 200, ok.text
+
+
+def test_confidential_asymmetric_app_exchanges_refreshes_and_revokes(
+    client, engine, settings, clinic
+) -> None:
+    clinic.put("patients", "p-1", PATIENT)
+    make_user(engine, "dr-a", [clinic.slug])
+    app = make_app(engine, clinic.slug, public=False, jwks=smart.public_jwks(smart.RS384))
+    assert app.client_secret is None
+    launch = Launch(app, aud=AUD)
+    code = browse_to_code(client, launch, patient=patient_id("clinic-a", "p-1"))["code"]
+
+    def assertion(**kwargs) -> dict[str, str]:
+        signed = smart.sign_assertion(app.client_id, "http://testserver/auth/token", **kwargs)
+        return {"client_assertion_type": smart.ASSERTION_TYPE, "client_assertion": signed}
+
+    form = {k: v for k, v in launch.token_form(code).items() if k != "client_id"}
+    impostor = client.post("/auth/token", data={**form, **assertion(key=smart.IMPOSTOR)})
+    assert impostor.status_code in (400, 401) and impostor.json()["error"] == "invalid_client"
+    body = client.post("/auth/token", data={**form, **assertion()}).json()
+    assert body["patient"] == patient_id("clinic-a", "p-1")
+    refresh = {"grant_type": "refresh_token", "refresh_token": body["refresh_token"]}
+    unauthenticated = client.post("/auth/token", data=refresh)
+    assert unauthenticated.status_code == 401 and unauthenticated.json()["error"] == "invalid_client"
+    refreshed = client.post("/auth/token", data={**refresh, **assertion()})
+    assert refreshed.status_code == 200, refreshed.text
+    revoked = client.post("/auth/revoke", data={"token": refreshed.json()["refresh_token"], **assertion()})
+    assert revoked.status_code == 200
+    assert is_revoked(engine, settings, refreshed.json()["access_token"])
