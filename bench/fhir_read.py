@@ -130,6 +130,7 @@ def load_copies(url: str, base: list[Any], identifier_base: str, patients: int) 
     from sqlalchemy import create_engine, text
     from sqlmodel import SQLModel
 
+    import gateway.db.tables  # noqa: F401  (the tables on SQLModel.metadata)
     from gateway.db.engine import normalize_url
 
     started = time.perf_counter()

@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from email.utils import format_datetime
 from typing import Annotated
 from urllib.parse import parse_qsl
@@ -14,9 +12,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response, StreamingResponse
 
-from gateway.audit.trail import record_fhir
-from gateway.core.config import Settings
-from gateway.core.errors import FHIR_JSON, FhirError, bad_request
+from gateway.core.errors import FHIR_JSON, bad_request
 from gateway.deps import AuthorizationHeader, ReadSessionDep, SettingsDep, get_principal
 from gateway.fhir_api import service
 from gateway.fhir_api.access import AccessCache, FhirAccess
@@ -38,10 +34,13 @@ def get_access(
     if cache is None:
         cache = request.app.state.fhir_access_cache = AccessCache()
     if not authorization:
-        return FhirAccess.from_principal(get_principal(request, settings, authorization))
-    return cache.get(
-        authorization, lambda: FhirAccess.from_principal(get_principal(request, settings, authorization))
-    )
+        access = FhirAccess.from_principal(get_principal(request, settings, authorization))
+    else:
+        access = cache.get(
+            authorization, lambda: FhirAccess.from_principal(get_principal(request, settings, authorization))
+        )
+    request.state.principal = access.principal  # who asked, for the audit middleware (also on a cache hit)
+    return access
 
 
 AccessDep = Annotated[FhirAccess, Depends(get_access)]
@@ -71,52 +70,6 @@ async def form_params(request: Request) -> list[tuple[str, str]]:
 
 
 FormParams = Annotated[list[tuple[str, str]], Depends(form_params)]
-
-
-@contextmanager
-def audited(
-    request: Request,
-    settings: Settings,
-    access: FhirAccess,
-    interaction: str,
-    resource_type: str | None,
-    *,
-    resource_id: str | None = None,
-    patient_id: str | None = None,
-) -> Iterator[Callable[[Response], Response]]:
-    """Records one AuditEvent for the request (queued, written in batches) with the answer's status."""
-    status = [500]
-
-    def done(response: Response) -> Response:
-        status[0] = response.status_code
-        return response
-
-    try:
-        yield done
-    except FhirError as error:
-        status[0] = error.status_code
-        raise
-    finally:
-        record_fhir(
-            request.app.state.audit,
-            settings,
-            access.principal,
-            interaction=interaction,
-            resource_type=resource_type,
-            status_code=status[0],
-            resource_id=resource_id,
-            patient_id=patient_id,
-            query=request.url.query or None,
-            address=request.client.host if request.client else None,
-        )
-
-
-def searched_patient(resource_type: str, params: list[tuple[str, str]]) -> str | None:
-    """The patient a search is about (for the audit trail)."""
-    if resource_type == "Patient":
-        return next((v for k, v in params if k == "_id" and "," not in v), None)
-    value = next((v for k, v in params if k.split(":")[0] in ("patient", "subject")), None)
-    return value.rsplit("/", 1)[-1] if value and "," not in value else None
 
 
 def bundle_response(bundle: Bundle) -> Response:
@@ -154,12 +107,10 @@ def search_type(
     prefer: PreferHeader = None,
 ) -> Response:
     params = params_of(request)
-    patient = searched_patient(resource_type, params)
-    with audited(request, settings, access, "search-type", resource_type, patient_id=patient) as done:
-        bundle = service.search_type(
-            session, access, settings.fhir_base_url, resource_type, params, strict=strict(prefer)
-        )
-        return done(bundle_response(bundle))
+    bundle = service.search_type(
+        session, access, settings.fhir_base_url, resource_type, params, strict=strict(prefer)
+    )
+    return bundle_response(bundle)
 
 
 @router.post("/{resource_type}/_search", summary="search-type (POST, form body)")
@@ -172,12 +123,10 @@ def search_type_post(
     settings: SettingsDep,
     prefer: PreferHeader = None,
 ) -> Response:
-    patient = searched_patient(resource_type, params)
-    with audited(request, settings, access, "search-type", resource_type, patient_id=patient) as done:
-        bundle = service.search_type(
-            session, access, settings.fhir_base_url, resource_type, params, strict=strict(prefer)
-        )
-        return done(bundle_response(bundle))
+    bundle = service.search_type(
+        session, access, settings.fhir_base_url, resource_type, params, strict=strict(prefer)
+    )
+    return bundle_response(bundle)
 
 
 @router.get("/{resource_type}/_history", summary="history-type")
@@ -189,11 +138,10 @@ def history_type(
     settings: SettingsDep,
     prefer: PreferHeader = None,
 ) -> Response:
-    with audited(request, settings, access, "history-type", resource_type) as done:
-        bundle = service.type_history(
-            session, access, settings.fhir_base_url, resource_type, params_of(request), strict=strict(prefer)
-        )
-        return done(bundle_response(bundle))
+    bundle = service.type_history(
+        session, access, settings.fhir_base_url, resource_type, params_of(request), strict=strict(prefer)
+    )
+    return bundle_response(bundle)
 
 
 @router.get("/Patient/{patient_id}/$everything", summary="Patient/$everything")
@@ -205,13 +153,10 @@ def patient_everything(
     settings: SettingsDep,
     prefer: PreferHeader = None,
 ) -> Response:
-    with audited(
-        request, settings, access, "$everything", "Patient", resource_id=patient_id, patient_id=patient_id
-    ) as done:
-        bundle = service.patient_everything(
-            session, access, settings.fhir_base_url, patient_id, params_of(request), strict=strict(prefer)
-        )
-        return done(bundle_response(bundle))
+    bundle = service.patient_everything(
+        session, access, settings.fhir_base_url, patient_id, params_of(request), strict=strict(prefer)
+    )
+    return bundle_response(bundle)
 
 
 @router.get("/{resource_type}/{resource_id}", summary="read")
@@ -224,12 +169,8 @@ def read_resource(
     settings: SettingsDep,
     if_none_match: IfNoneMatchHeader = None,
 ) -> Response:
-    patient = resource_id if resource_type == "Patient" else None
-    with audited(
-        request, settings, access, "read", resource_type, resource_id=resource_id, patient_id=patient
-    ) as done:
-        body = service.read_resource(session, access, resource_type, resource_id)
-        return done(resource_response(body, if_none_match))
+    body = service.read_resource(session, access, resource_type, resource_id)
+    return resource_response(body, if_none_match)
 
 
 @router.get("/{resource_type}/{resource_id}/_history", summary="history-instance")
@@ -242,26 +183,16 @@ def history_instance(
     settings: SettingsDep,
     prefer: PreferHeader = None,
 ) -> Response:
-    patient = resource_id if resource_type == "Patient" else None
-    with audited(
-        request,
-        settings,
+    bundle = service.instance_history(
+        session,
         access,
-        "history-instance",
+        settings.fhir_base_url,
         resource_type,
-        resource_id=resource_id,
-        patient_id=patient,
-    ) as done:
-        bundle = service.instance_history(
-            session,
-            access,
-            settings.fhir_base_url,
-            resource_type,
-            resource_id,
-            params_of(request),
-            strict=strict(prefer),
-        )
-        return done(bundle_response(bundle))
+        resource_id,
+        params_of(request),
+        strict=strict(prefer),
+    )
+    return bundle_response(bundle)
 
 
 @router.get("/{resource_type}/{resource_id}/_history/{version_id}", summary="vread")
@@ -275,9 +206,5 @@ def vread_resource(
     settings: SettingsDep,
     if_none_match: IfNoneMatchHeader = None,
 ) -> Response:
-    patient = resource_id if resource_type == "Patient" else None
-    with audited(
-        request, settings, access, "vread", resource_type, resource_id=resource_id, patient_id=patient
-    ) as done:
-        body = service.vread_resource(session, access, resource_type, resource_id, version_id)
-        return done(resource_response(body, if_none_match))
+    body = service.vread_resource(session, access, resource_type, resource_id, version_id)
+    return resource_response(body, if_none_match)

@@ -304,7 +304,7 @@ def search_type(
     rule = access.require(resource_type, "s")
     request = parse(resource_type, params, strict=strict)
     cursor = request.cursor
-    high_water = cursor.high_water if cursor else repo.high_water(session)
+    high_water = cursor.high_water if cursor else None  # a first page learns it with its rows
     total = cursor.total if cursor else None
     if total is None and (request.summary_count or request.total != "none" or request.count == 0):
         total = repo.count_matches(
@@ -328,12 +328,14 @@ def search_type(
         after=cursor,
         limit=request.count + 1,
         high_water=high_water,
+        with_high_water=cursor is None,
     )
     if len(rows) > request.count:
+        high_water = rows[0].high_water if cursor is None else high_water
         rows = rows[: request.count]
         last = rows[-1]
         sort_value = last.sort_value.isoformat() if isinstance(last.sort_value, datetime) else None
-        next_cursor = Cursor(last.id, sort_value, high_water, request.query_hash(), total)
+        next_cursor = Cursor(last.id, sort_value, int(high_water or 0), request.query_hash(), total)
         links.append(
             ("next", _url(base, resource_type, [*request.applied, ("_cursor", encode_cursor(next_cursor))]))
         )

@@ -190,9 +190,12 @@ def search_page(
     limit: int,
     high_water: int | None,
     pks: Sequence[int] | None = None,
+    with_high_water: bool = False,
 ) -> list[Row[Any]]:
     """Up to ``limit`` matching current resources after ``after``, in sort order; each row has ``id``,
-    ``resource_type``, ``resource_id``, ``content``, ``version_id``, ``last_updated`` and ``sort_value``."""
+    ``resource_type``, ``resource_id``, ``content``, ``version_id``, ``last_updated`` and ``sort_value``;
+    ``with_high_water`` adds ``high_water``, the largest ``resource.id`` the same statement saw (so a first
+    page costs one round trip)."""
     if not clinic_pks:
         return []
     filters = _filters(
@@ -200,6 +203,9 @@ def search_page(
     )
     key = _sort_expression(resource_type, sort)
     columns = [R.c.id, R.c.resource_type, R.c.resource_id, R.c.content, R.c.version_id, R.c.last_updated]
+    if with_high_water:
+        newest = R.alias("newest")
+        columns.append(select(func.max(newest.c.id)).scalar_subquery().label("high_water"))
     if key is None:
         query = select(*columns, literal(None).label("sort_value"))
         if after is not None:
