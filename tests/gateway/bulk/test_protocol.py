@@ -245,6 +245,7 @@ def test_too_many_active_exports_is_429(demo, token, client, settings) -> None:
 
 def test_capability_statement_declares_the_export_operations(demo, token, client) -> None:
     statement = client.get("/fhir/metadata").json()
+    assert "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data" in statement["instantiates"]
     rest = statement["rest"][0]
     assert {"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"} in [
         {k: op[k] for k in ("name", "definition")} for op in rest.get("operation", [])
