@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from gateway.audit import trail
 from gateway.auth import launch, launch_keys, launch_pages, launch_revoke
 from gateway.auth.token_request import FORM, MAX_PARAMETERS, TokenRequest, parse_basic_auth, parse_form
 from gateway.core.config import Settings
@@ -112,7 +113,9 @@ router.add_api_route(
 
 
 @router.post("/login", include_in_schema=False)
-def login(request: Request, form: PageFormDep, session: SessionDep, settings: SettingsDep) -> Response:
+def login(
+    request: Request, form: PageFormDep, session: SessionDep, settings: SettingsDep, audit: trail.AuditDep
+) -> Response:
     try:
         validated, _ = launch.open_request(
             settings,
@@ -132,6 +135,15 @@ def login(request: Request, form: PageFormDep, session: SessionDep, settings: Se
         address=request.client.host if request.client else "unknown",
     )
     if signed.user is None:
+        trail.record_bearer_refused(  # an AuditEvent "User Authentication / Login", outcome 4; no username
+            audit,
+            settings,
+            path="/auth/login",
+            description="clinician sign-in refused (throttled)"
+            if signed.retry_after
+            else "clinician sign-in refused (wrong password or not a user of the app's clinic)",
+            address=request.client.host if request.client else None,
+        )
         message = (
             f"Too many failed sign-ins; try again in {signed.retry_after} s."
             if signed.retry_after

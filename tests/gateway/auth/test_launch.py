@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -28,7 +29,7 @@ from support.launch import (
 from gateway.auth.clients import create_clinic
 from gateway.auth.service import authenticate_bearer
 from gateway.core.errors import UnauthorizedError
-from gateway.db.tables import AuthorizationCodeRow
+from gateway.db.tables import AuditEventRow, AuthorizationCodeRow
 
 AUD = "http://testserver/fhir"
 
@@ -578,3 +579,39 @@ def test_confidential_asymmetric_app_exchanges_refreshes_and_revokes(
     revoked = client.post("/auth/revoke", data={"token": refreshed.json()["refresh_token"], **assertion()})
     assert revoked.status_code == 200
     assert is_revoked(engine, settings, refreshed.json()["access_token"])
+
+
+def audit_events(client, engine) -> list[dict]:
+    client.app.state.audit.flush()
+    with Session(engine) as session:
+        rows = session.exec(select(AuditEventRow).order_by(AuditEventRow.id)).all()
+    return [json.loads(row.content) | {"_action": row.action} for row in rows]
+
+
+def test_sign_in_failures_and_code_exchanges_are_audited_without_secrets(client, engine, launch) -> None:
+    page = client.get("/auth/authorize", params=launch.params(), follow_redirects=False)
+    client.post(
+        "/auth/login", data={**hidden_inputs(page.text), "username": "dr-a", "password": "not-the-Pa55word"}
+    )
+    code = browse_to_code(client, launch, patient=patient_id("clinic-a", "p-1"))["code"]
+    body = exchange(client, launch, code).json()
+    events = audit_events(client, engine)
+    (failed,) = [e for e in events if e.get("outcomeDesc", "").startswith("clinician sign-in refused")]
+    assert failed["_action"] == "authentication-failure" and failed["outcome"] == "4"
+    issued = [e for e in events if e["_action"] == "token" and e["outcome"] == "0"]
+    assert any(
+        d["valueString"] == "authorization_code"
+        for e in issued
+        for ent in e["entity"]
+        for d in ent.get("detail", [])
+    )
+    text = json.dumps(events)
+    for secret in (
+        code,
+        body["access_token"],
+        body["refresh_token"],
+        launch.verifier,
+        PASSWORD,
+        "not-the-Pa55word",
+    ):
+        assert secret not in text
