@@ -357,20 +357,6 @@ def _register_sync_commands() -> None:
     register_commands(app)
 
 
-def _register_launch_commands() -> None:
-    """users, signing-keys (gateway/auth/launch_cli.py; imported last, it uses the helpers above)."""
-    from gateway.auth.launch_cli import register_commands
-
-    register_commands(app)
-
-
-def _register_audit_commands() -> None:
-    """audit search (gateway/audit/cli.py; imported last, it uses the helpers above)."""
-    from gateway.audit.cli import register_commands
-
-    register_commands(app)
-
-
 @groups_app.command("create")
 @operator_errors
 def groups_create(
