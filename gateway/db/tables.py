@@ -246,6 +246,8 @@ class SearchReferenceRow(SQLModel, table=True):
     __tablename__ = "search_reference"
     __table_args__ = (
         Index("ix_search_reference_lookup", "resource_type", "param", "target_type", "target_id"),
+        #: references searched by a bare id (``subject=123``), which names no target type (migration 0009)
+        Index("ix_search_reference_target", "resource_type", "param", "target_id"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BIGINT_PK, primary_key=True, autoincrement=True))

@@ -30,7 +30,7 @@ from typing import Literal
 import orjson
 
 from gateway.store.search_index import normalize_string, parse_date_range
-from gateway.store.search_params import SEARCH_PARAMS
+from gateway.store.search_params import SEARCH_PARAMS, SearchParam
 
 DEFAULT_COUNT = 50
 MAX_COUNT = 1000
@@ -191,7 +191,7 @@ def parse_search(
         elif base == "_lastUpdated" and not modifier:
             clauses.append(Clause("_lastUpdated", "last_updated", tuple(_dates(value, name))))
         elif base in known:
-            clause = _clause(base, modifier, value, known[base].type, name, strict, ignored)
+            clause = _clause(base, modifier, value, known[base], name, strict, ignored)
             if clause is None:
                 continue
             clauses.append(clause)
@@ -309,8 +309,9 @@ def _include(resource_type: str | None, value: str, name: str) -> list[Include]:
 
 
 def _clause(
-    param: str, modifier: str, value: str, type_: str, name: str, strict: bool, ignored: list[str]
+    param: str, modifier: str, value: str, spec: SearchParam, name: str, strict: bool, ignored: list[str]
 ) -> Clause | None:
+    type_ = spec.type
     if type_ == "token":
         if modifier:
             _unsupported(name, f"modifier :{modifier} is not supported on {param}", strict, ignored)
@@ -320,7 +321,9 @@ def _clause(
         if modifier and not modifier[:1].isupper():
             _unsupported(name, f"modifier :{modifier} is not supported on {param}", strict, ignored)
             return None
-        return Clause(param, "reference", tuple(_reference(v, modifier or None) for v in _split(value, name)))
+        # a bare id takes the modifier's type, else the parameter's only target (patient -> Patient)
+        target = modifier or spec.target
+        return Clause(param, "reference", tuple(_reference(v, target) for v in _split(value, name)))
     if type_ == "date":
         if modifier:
             _unsupported(name, f"modifier :{modifier} is not supported on {param}", strict, ignored)

@@ -241,3 +241,9 @@ def test_metadata_is_a_capability_statement(small_clinic, client) -> None:
     assert "Provenance:target" in types["Observation"]["searchRevInclude"]
     assert "kap-instruments" in statement["description"]
     assert rest["security"]["service"][0]["coding"][0]["code"] == "SMART-on-FHIR"
+    oauth = rest["security"]["extension"][0]
+    assert oauth["url"] == "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+    uris = {e["url"]: e["valueUri"] for e in oauth["extension"]}
+    smart = client.get("/fhir/.well-known/smart-configuration").json()
+    assert uris["token"] == smart["token_endpoint"]
+    assert uris["authorize"] == smart["authorization_endpoint"]
