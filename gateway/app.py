@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 
+from gateway.audit.middleware import FhirAuditMiddleware
 from gateway.audit.recorder import AuditRecorder
 from gateway.audit.routes import router as audit_router
 from gateway.auth.launch_routes import router as launch_router
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, *, migrate_sqlite: bool = True)
     app.include_router(sync_admin_router)
     app.include_router(bulk_router)  # before the FHIR router: $export is not a {type}/{id}
     app.include_router(fhir_router)  # after the bulk-export router, so {type}/{id} never takes $export
+    app.add_middleware(FhirAuditMiddleware)  # one AuditEvent per /fhir request
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
 

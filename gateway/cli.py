@@ -400,6 +400,13 @@ def groups_delete(group_id: Annotated[str, typer.Argument(help="the ad-hoc group
     typer.echo(json.dumps({"deleted": group_id}))
 
 
+def _register_audit_commands() -> None:
+    """audit search (gateway/audit/cli.py; imported last, it uses the helpers above)."""
+    from gateway.audit.cli import register_commands
+
+    register_commands(app)
+
+
 if __name__ == "__main__":
     # `python -m gateway.cli`: run the importable module's app, which the command modules (they import
     # gateway.cli) register on; registering from this __main__ copy would import gateway.cli a second time
@@ -407,5 +414,6 @@ if __name__ == "__main__":
 
     main_app()
 else:
+    _register_audit_commands()
     _register_sync_commands()
     _register_launch_commands()

@@ -52,7 +52,7 @@ def get_principal(
 ) -> Principal:
     with session_scope(request.app.state.engine, read_only=True) as session:
         try:
-            return authenticate_bearer(session, settings, authorization=authorization)
+            principal = authenticate_bearer(session, settings, authorization=authorization)
         except UnauthorizedError as error:
             if authorization:  # a token was presented and refused: a failed authentication
                 record_bearer_refused(
@@ -63,6 +63,8 @@ def get_principal(
                     address=request.client.host if request.client else None,
                 )
             raise
+    request.state.principal = principal  # for the audit trail (gateway.audit.middleware)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -65,6 +65,15 @@ class AuditRecorder:
         self._ensure_started()
         self._queue.put(entry)
 
+    def try_record(self, entry: AuditEntry) -> bool:
+        """Queues the event unless the queue is full (never waits: for the event loop)."""
+        self._ensure_started()
+        try:
+            self._queue.put_nowait(entry)
+        except queue.Full:
+            return False
+        return True
+
     def flush(self) -> None:
         """Writes every event queued so far, in the calling thread."""
         self._write_available(block=False)

@@ -1,7 +1,7 @@
 """The calls the rest of the gateway makes to audit what happens (one function per kind of event).
 
-- ``record_fhir``: every FHIR read, search or operation (who, which type, which patient, outcome); the
-  FHIR API calls it once per request, after it knows the answer's status.
+- ``fhir_entry`` / ``record_fhir``: a FHIR read, search or operation (who, which type, which patient,
+  outcome); ``gateway.audit.middleware`` records one for every /fhir request, after the status is known.
 - ``record_token``: every token request at /auth/token, issued or refused.
 - ``record_bearer_refused``: a protected API refused the bearer token presented.
 
@@ -34,6 +34,37 @@ def _server(settings: Settings) -> events.Server:
     return events.Server(base_url=settings.base_url)
 
 
+def fhir_entry(
+    settings: Settings,
+    principal: Principal | None,
+    *,
+    interaction: str,
+    resource_type: str | None,
+    status_code: int,
+    resource_id: str | None = None,
+    patient_id: str | None = None,
+    query: str | None = None,
+    address: str | None = None,
+) -> events.AuditEntry:
+    """``interaction``: read, vread, history-instance, search-type, search-system, or an operation name
+    (``$everything``, ``$export``). ``patient_id``: the patient the request is about (the launch patient
+    of a patient-context token, the ``patient`` searched for, the Patient read), if there is one."""
+    return events.rest_event(
+        _server(settings),
+        event_id=new_event_id(),
+        now=utcnow(),
+        interaction=interaction,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        patient_id=patient_id or (principal.patient_id if principal else None),
+        client_id=principal.client_id if principal else None,
+        clinic_pk=principal.clinic_pk if principal else None,
+        status_code=status_code,
+        query=query,
+        address=address,
+    )
+
+
 def record_fhir(
     recorder: AuditRecorder,
     settings: Settings,
@@ -47,21 +78,17 @@ def record_fhir(
     query: str | None = None,
     address: str | None = None,
 ) -> None:
-    """``interaction``: read, vread, history-instance, search-type, search-system, or an operation name
-    (``$everything``, ``$export``). ``patient_id``: the patient the request is about (the launch patient
-    of a patient-context token, the ``patient`` searched for, the Patient read), if there is one."""
+    """Records one FHIR interaction (``fhir_entry``). ``recorder.record`` waits only if the queue is full;
+    on the event loop use ``recorder.try_record(fhir_entry(...))`` and fall back to a worker thread."""
     recorder.record(
-        events.rest_event(
-            _server(settings),
-            event_id=new_event_id(),
-            now=utcnow(),
+        fhir_entry(
+            settings,
+            principal,
             interaction=interaction,
             resource_type=resource_type,
-            resource_id=resource_id,
-            patient_id=patient_id or (principal.patient_id if principal else None),
-            client_id=principal.client_id if principal else None,
-            clinic_pk=principal.clinic_pk if principal else None,
             status_code=status_code,
+            resource_id=resource_id,
+            patient_id=patient_id,
             query=query,
             address=address,
         )

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 
 from gateway.audit import trail
-from gateway.auth import discovery, service
+from gateway.auth import discovery, introspection, service
 from gateway.auth.token_request import FORM, TokenRequest, parse_basic_auth, parse_form
 from gateway.core.errors import OAuthError
 from gateway.deps import SessionDep, SettingsDep
@@ -99,6 +99,48 @@ def token(
         raise
     trail.record_token(audit, settings, token_request, issued=issued, error=None)
     body: dict[str, Any] = TokenResponse.model_validate(issued.response()).model_dump()
+    return JSONResponse(body, headers=NO_STORE)
+
+
+@router.post(
+    "/introspect",
+    operation_id="introspect",
+    summary="Token introspection (RFC 7662 with SMART fields)",
+    description="Form body `token=<access token>`. The caller authenticates with `Authorization: Bearer "
+    "<its own active access token>` or with client_secret_basic; a client sees only its own tokens (admin "
+    'clients: any). Inactive, unknown or foreign tokens answer exactly `{"active": false}`.',
+    responses={400: {"model": OAuthErrorResponse}, 401: {"model": OAuthErrorResponse}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                FORM: {
+                    "schema": {
+                        "type": "object",
+                        "required": ["token"],
+                        "properties": {"token": {"type": "string"}, "token_type_hint": {"type": "string"}},
+                    }
+                }
+            },
+        }
+    },
+)
+def introspect(
+    form: TokenFormDep,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> JSONResponse:
+    introspection_request = TokenRequest(
+        form=form,
+        basic=parse_basic_auth(authorization),
+        address=request.client.host if request.client else "unknown",
+    )
+    caller = introspection.authenticate_caller(
+        session, settings, authorization=authorization, request=introspection_request
+    )
+    body = introspection.introspect(session, settings, caller=caller, token=form.get("token"))
     return JSONResponse(body, headers=NO_STORE)
 
 

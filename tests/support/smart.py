@@ -176,3 +176,36 @@ def jwks_server(jwks: dict[str, Any] | None = None) -> Iterator[JwksServer]:
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+@contextmanager
+def gateway_at_its_own_url(settings: Any) -> Iterator[Any]:
+    """A real uvicorn gateway on a free port of 127.0.0.1 whose ``base_url`` is that address, so the
+    discovery document, the CapabilityStatement and the assertion ``aud`` name the URL clients really use.
+    Yields the ``LiveServer`` (app, base_url)."""
+    import socket
+
+    import uvicorn
+    from support.live_server import LiveServer
+
+    from gateway.app import create_app
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    app = create_app(settings.model_copy(update={"base_url": base}), migrate_sqlite=False)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test gateway did not start")
+        time.sleep(0.02)
+    try:
+        yield LiveServer(app, base)
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
