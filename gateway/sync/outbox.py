@@ -32,11 +32,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy.engine import Engine
 
 from gateway.background import register
 from gateway.core.config import Settings
-from gateway.db.engine import session_scope
+from gateway.db.engine import Engine, session_scope
 from gateway.db.repositories import sync as sync_repo
 from gateway.db.tables import EhrConnectionRow, utcnow
 from gateway.sync import connections, retry, shaping
