@@ -95,6 +95,10 @@ class Claim:
     logical: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
     #: leases of other keys taken for dependencies
     extra_keys: list[str] = field(default_factory=list)
+    #: resources of this claim that failed: what references them waits (it would reach the EHR without them)
+    failed: set[tuple[str, str]] = field(default_factory=set)
+    #: when the key's lease was last renewed (it was taken, for ``sync_lease_seconds``, just before the claim)
+    renewed_at: datetime | None = field(default_factory=utcnow)
 
     @property
     def pk(self) -> int:
@@ -265,6 +269,9 @@ class Deliverer:
             maps = sync_repo.id_maps(
                 session, connection_pk=claim.pk, resource_pks=[t.id for t in targets.values()]
             )
+            dead = sync_repo.dead_resources(
+                session, connection_pk=claim.pk, resource_pks=[t.id for t in targets.values()]
+            )
         for ref in sorted(wanted):
             target = targets.get(ref)
             if target is None:
@@ -272,6 +279,9 @@ class Deliverer:
                 continue
             if target.id in maps:
                 claim.ehr_ids[ref] = maps[target.id].ehr_id
+                continue
+            if target.id in dead:  # a dead letter is not sent again as a dependency: what needs it waits
+                claim.failed.add(ref)
                 continue
             content = orjson.loads(target.content)
             if ref[0] not in pushed or target.deleted or depth >= 3:
@@ -300,13 +310,16 @@ class Deliverer:
         try:
             self._resolve_dependencies(claim, items)
         except EhrError as error:  # a dependency failed: nothing that may need it goes out now
-            self._fail(claim, items, error if error.retryable else _as_retryable(error))
+            self._fail(claim, items, error if error.retryable else _as_retryable(error), trip=error.retryable)
             return
         size = self.settings.sync_transaction_size if claim.mode == "transaction" else 1
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
         for index, chunk in enumerate(chunks):
             if not self._still_leased(claim):
                 return  # our lease ran out: another worker owns the key now; give the rest back
+            chunk = self._without_blocked(claim, chunk)
+            if not chunk:
+                continue
             try:
                 if claim.mode == "transaction" and len(chunk) > 1:
                     results = self._send_transaction(claim, chunk)
@@ -329,6 +342,8 @@ class Deliverer:
     def _send_singly(self, claim: Claim, chunk: list[Item]) -> bool:
         """Per-resource sends; False when a retryable error stopped them (the rest was failed too)."""
         for position, item in enumerate(chunk):
+            if not self._without_blocked(claim, [item]):
+                continue
             try:
                 sent = self._send_one(claim, item)
             except EhrError as error:
@@ -340,8 +355,26 @@ class Deliverer:
             self._record(claim, [(item, sent)])
         return True
 
+    def _without_blocked(self, claim: Claim, chunk: list[Item]) -> list[Item]:
+        """The chunk minus items that reference a resource of this claim that failed; those wait for it (a
+        Provenance would lose its target, an Observation its patient) and are retried with backoff."""
+        blocked = [
+            i for i in chunk if i.resource is not None and shaping.references(i.resource) & claim.failed
+        ]
+        if blocked:
+            waiting = EhrStatusError(503, "waiting for a referenced resource that could not be delivered")
+            self._fail(claim, blocked, waiting, trip=False)
+        return [i for i in chunk if i not in blocked]
+
     def _still_leased(self, claim: Claim) -> bool:
+        """Renews the lease once a third of it has passed (a write per chunk would cost more than the chunk)."""
         now = utcnow()
+        if (
+            claim.renewed_at is not None
+            and (now - claim.renewed_at).total_seconds() < self.settings.sync_lease_seconds / 3
+        ):
+            return True
+        claim.renewed_at = now
         with session_scope(self.engine) as session:
             held = sync_repo.acquire_lease(  # renews our own lease; fails only if it ran out and was taken
                 session,
@@ -471,22 +504,26 @@ class Deliverer:
     # -- outcomes ---------------------------------------------------------------------------------
 
     def _record(self, claim: Claim, results: Sequence[tuple[Item, Sent]]) -> None:
+        """Stores the EHR ids and marks the rows delivered: one upsert and one update per status code."""
         now = utcnow()
+        maps: dict[int, dict[str, Any]] = {}
+        delivered: dict[int | None, list[int]] = {}
+        for item, sent in results:
+            if sent.ehr_id is not None:
+                maps[item.resource_pk] = {
+                    "connection_pk": claim.pk,
+                    "resource_pk": item.resource_pk,
+                    "ehr_id": sent.ehr_id,
+                    "ehr_version": sent.ehr_version,
+                    "version_sent": item.version_id,
+                    "updated_at": now,
+                }
+                claim.ehr_ids[item.ref] = sent.ehr_id
+            delivered.setdefault(sent.status_code or None, []).extend(r.id for r in item.rows)
         with session_scope(self.engine) as session:
-            for item, sent in results:
-                if sent.ehr_id is not None:
-                    sync_repo.put_id_map(
-                        session,
-                        connection_pk=claim.pk,
-                        resource_pk=item.resource_pk,
-                        ehr_id=sent.ehr_id,
-                        ehr_version=sent.ehr_version,
-                        version_sent=item.version_id,
-                        now=now,
-                    )
-                    claim.ehr_ids[item.ref] = sent.ehr_id
-                ids = [r.id for r in item.rows]
-                sync_repo.mark_delivered(session, ids=ids, now=now, status_code=sent.status_code or None)
+            sync_repo.put_id_maps(session, rows=list(maps.values()))
+            for status_code, ids in delivered.items():
+                sync_repo.mark_delivered(session, ids=ids, now=now, status_code=status_code)
             if claim.connection.failures:
                 sync_repo.update_connection(
                     session, pk=claim.pk, values={"failures": 0, "paused_until": None}
@@ -495,10 +532,14 @@ class Deliverer:
             session.commit()
         log.info("delivered", extra={"connection": claim.pk, "resources": len(results), "mode": claim.mode})
 
-    def _fail(self, claim: Claim, items: Sequence[Item], error: EhrError | None) -> None:
-        """Marks the items' rows failed by ``error`` (None: not tried because an earlier one failed)."""
+    def _fail(
+        self, claim: Claim, items: Sequence[Item], error: EhrError | None, *, trip: bool = True
+    ) -> None:
+        """Marks the items' rows failed by ``error`` (None: not tried because an earlier one failed); a
+        retryable error counts towards the circuit breaker (``trip``)."""
         if not items:
             return
+        claim.failed |= {item.ref for item in items}
         now = utcnow()
         with session_scope(self.engine) as session:
             for item in items:
@@ -531,7 +572,7 @@ class Deliverer:
                         "dead": decision.status == "dead",
                     },
                 )
-            if error is not None and error.retryable:
+            if error is not None and error.retryable and trip:
                 self._trip(session, claim, now, error)
             session.commit()
 

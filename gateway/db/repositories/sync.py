@@ -294,6 +294,21 @@ def current_by_refs(
     return {(r.resource_type, r.resource_id): r for r in rows if (r.resource_type, r.resource_id) in wanted}
 
 
+def dead_resources(session: Session, *, connection_pk: int, resource_pks: Iterable[int]) -> set[int]:
+    """Those of the resources whose delivery to the connection is a dead letter."""
+    pks = sorted(set(resource_pks))
+    if not pks:
+        return set()
+    rows = session.connection().execute(
+        select(OUTBOX.c.resource_pk)
+        .where(
+            OUTBOX.c.connection_pk == connection_pk, OUTBOX.c.status == "dead", OUTBOX.c.resource_pk.in_(pks)
+        )
+        .distinct()
+    )
+    return {r.resource_pk for r in rows}
+
+
 # --- id maps ---
 
 
@@ -329,6 +344,24 @@ def put_id_map(
     statement = statement.on_conflict_do_update(
         index_elements=["connection_pk", "resource_pk"],
         set_={"ehr_id": ehr_id, "ehr_version": ehr_version, "version_sent": version_sent, "updated_at": now},
+    )
+    session.connection().execute(statement)
+
+
+def put_id_maps(session: Session, *, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Many :func:`put_id_map` in one multi-row upsert (``connection_pk, resource_pk, ehr_id, ehr_version,
+    version_sent, updated_at`` per row)."""
+    if not rows:
+        return
+    statement = _insert(session, ID_MAP).values(list(rows))
+    statement = statement.on_conflict_do_update(
+        index_elements=["connection_pk", "resource_pk"],
+        set_={
+            "ehr_id": statement.excluded.ehr_id,
+            "ehr_version": statement.excluded.ehr_version,
+            "version_sent": statement.excluded.version_sent,
+            "updated_at": statement.excluded.updated_at,
+        },
     )
     session.connection().execute(statement)
 
