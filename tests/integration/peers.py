@@ -15,6 +15,7 @@ import collections
 import http.server
 import json
 import os
+import queue
 import socket
 import subprocess
 import threading
@@ -23,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -40,26 +41,40 @@ def node_binary() -> Path:
 
 
 def _start(script: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """Starts a peer and waits (at most 120 s) for the JSON line with its address."""
     process = subprocess.Popen(
         [str(node_binary()), script],
         cwd=PEERS_DIR,
         env={**os.environ, **env},
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
     assert process.stdout is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            if process.poll() is not None:
-                raise RuntimeError(f"{script} exited with {process.returncode}")
-            continue
-        if line.startswith("{"):
-            return process, json.loads(line)
-    process.kill()
-    raise RuntimeError(f"{script} did not start within 30 s")
+    announced: queue.Queue[str | None] = queue.Queue()
+
+    def read_announcement(stream: IO[str]) -> None:
+        for line in stream:
+            if line.startswith("{"):
+                announced.put(line)
+                break
+        else:
+            announced.put(None)  # the peer closed its output without announcing itself
+        for _ in stream:  # keep draining so the peer never blocks on a full pipe
+            pass
+        stream.close()
+
+    threading.Thread(target=read_announcement, args=(process.stdout,), daemon=True).start()
+    try:
+        line = announced.get(timeout=120)
+    except queue.Empty:
+        line = None
+    if line is None:
+        process.kill()
+        process.wait(timeout=10)
+        raise RuntimeError(f"{script} did not announce its address (exit code {process.returncode})")
+    return process, json.loads(line)
 
 
 def _stop(process: subprocess.Popen[str]) -> None:
@@ -70,8 +85,6 @@ def _stop(process: subprocess.Popen[str]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
-    if process.stdout is not None:
-        process.stdout.close()
 
 
 @dataclass
