@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateway.auth import credentials
+from gateway.auth import credentials, known_clinics
 from gateway.auth.assertion import public_jwks
 from gateway.auth.scopes import is_malformed_resource_scope
-from gateway.core.errors import GatewayError, NotFoundError
+from gateway.core.errors import GatewayError
 from gateway.db.engine import Session
 from gateway.db.repositories import clinics as clinic_repo
 from gateway.db.tables import ClientRow, utcnow
@@ -73,9 +73,7 @@ def create_app_client(
             jwks = public_jwks(jwks)  # the same checks as for EHR clients (RS384/ES384 public keys, kids)
         except ValueError as error:
             raise InvalidAppError(f"JWK Set: {error}") from None
-    clinic = clinic_repo.get_clinic(session, slug=clinic_slug)
-    if clinic is None or clinic.id is None:
-        raise NotFoundError(f"clinic {clinic_slug} is not known")
+    clinic_pk = known_clinics.clinic_pk(session, clinic_slug)
     secret = None if public or jwks is not None else credentials.new_secret()
     method = "none" if public else ("private_key_jwt" if jwks is not None else "client_secret_basic")
     client = ClientRow(
@@ -89,6 +87,6 @@ def create_app_client(
         redirect_uris=" ".join(uris),
         created_at=utcnow(),
     )
-    clinic_repo.add_client(session, client=client, clinic_pks=[clinic.id])
+    clinic_repo.add_client(session, client=client, clinic_pks=[clinic_pk])
     session.commit()
     return NewApp(client_id=client.client_id, client_secret=secret, token_endpoint_auth_method=method)
