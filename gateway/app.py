@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from gateway.audit.middleware import FhirAuditMiddleware
 from gateway.audit.recorder import AuditRecorder
 from gateway.audit.routes import router as audit_router
+from gateway.auth.ehr_launch_routes import router as ehr_launch_router
 from gateway.auth.launch_routes import router as launch_router
 from gateway.auth.routes import router as auth_router
 from gateway.auth.routes import well_known_router
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, *, migrate_sqlite: bool = True)
     install_openapi(app, settings)
     app.include_router(auth_router)
     app.include_router(launch_router)
+    app.include_router(ehr_launch_router)
     app.include_router(audit_router)
     app.include_router(well_known_router)  # before the FHIR router: /fhir/.well-known/... is not a type
     app.include_router(clinic_router)

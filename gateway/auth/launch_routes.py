@@ -202,6 +202,17 @@ def jwks(session: ReadSessionDep) -> JSONResponse:
     )
 
 
+@router.get(
+    "/smart-style.json",
+    operation_id="smart_style",
+    summary="SMART styling document (smart_style_url of launch token responses)",
+    description="Colours, dimensions and fonts of the gateway's sign-in pages (SMART App Launch Styling).",
+    response_class=JSONResponse,
+)
+def smart_style() -> JSONResponse:
+    return JSONResponse(launch_pages.SMART_STYLE, headers={"Cache-Control": "public, max-age=3600"})
+
+
 async def revoke_form(request: Request) -> dict[str, str]:
     return parse_form(await request.body(), request.headers.get("content-type"))
 
