@@ -198,7 +198,7 @@ def jwks(session: ReadSessionDep) -> JSONResponse:
     return JSONResponse(
         launch_keys.jwks(session),
         media_type="application/json",
-        headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"},
+        headers={"Cache-Control": "public, max-age=300"},  # CORS: gateway.auth.cors (any origin)
     )
 
 
