@@ -321,3 +321,21 @@ def test_discovery_advertises_the_ehr_launch(client) -> None:
         "context-banner",
         "context-style",
     } <= set(capabilities)
+
+
+def test_spent_launches_are_cleaned_up(engine, settings, app, monkeypatch) -> None:
+    from gateway.auth import maintenance
+
+    old = mint(engine, settings, app)
+    with Session(engine) as session:
+        session.exec(update(EhrLaunchRow).values(expires_at=datetime.now(UTC) - timedelta(hours=2)))
+        session.commit()
+    fresh = mint(engine, settings, app)
+    monkeypatch.setattr(maintenance, "_last_run", [float("-inf")])
+    maintenance.delete_expired_jtis(engine, settings)
+    maintenance.delete_expired_jtis(engine, settings)  # run twice: the second changes nothing
+    with Session(engine) as session:
+        left = [row.launch_hash for row in session.exec(select(EhrLaunchRow))]
+    from gateway.auth.ehr_launch import launch_hash
+
+    assert left == [launch_hash(settings, fresh.launch)] and old.launch != fresh.launch
