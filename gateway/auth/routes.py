@@ -105,8 +105,9 @@ def token(
     operation_id="introspect",
     summary="Token introspection (RFC 7662 with SMART fields)",
     description="Form body `token=<access token>`. The caller authenticates with `Authorization: Bearer "
-    "<its own active access token>` or with client_secret_basic; a client sees only its own tokens (admin "
-    'clients: any). Inactive, unknown or foreign tokens answer exactly `{"active": false}`.',
+    "<its own active access token>`, with client_secret_basic or with a private_key_jwt client assertion "
+    "(`client_assertion_type`, `client_assertion`); a client sees only its own tokens (admin clients: any). "
+    'Inactive, unknown or foreign tokens answer exactly `{"active": false}`.',
     responses={400: {"model": OAuthErrorResponse}, 401: {"model": OAuthErrorResponse}},
     openapi_extra={
         "requestBody": {
@@ -116,7 +117,12 @@ def token(
                     "schema": {
                         "type": "object",
                         "required": ["token"],
-                        "properties": {"token": {"type": "string"}, "token_type_hint": {"type": "string"}},
+                        "properties": {
+                            "token": {"type": "string"},
+                            "token_type_hint": {"type": "string"},
+                            "client_assertion_type": {"type": "string"},
+                            "client_assertion": {"type": "string"},
+                        },
                     }
                 }
             },
