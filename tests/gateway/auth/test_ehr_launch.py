@@ -339,3 +339,28 @@ def test_spent_launches_are_cleaned_up(engine, settings, app, monkeypatch) -> No
     from gateway.auth.ehr_launch import launch_hash
 
     assert left == [launch_hash(settings, fresh.launch)] and old.launch != fresh.launch
+
+
+def test_cli_registers_an_app_with_a_launch_url(database_url, monkeypatch, records) -> None:
+    monkeypatch.setenv("KAPGW_DATABASE_URL", database_url)
+    monkeypatch.setenv("KAPGW_BASE_URL", "http://testserver")
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        base = ["clients", "create", "--kind", "app", "--name", "Viewer", "--clinic", records.slug]
+        base += ["--redirect-uri", "https://viewer.test/cb", "--public"]
+        created = runner.invoke(cli_app, [*base, "--launch-url", "https://viewer.test/launch?tenant=a"])
+        assert created.exit_code == 0, created.output
+        client_id = json.loads(created.stdout)["client_id"]
+        args = ["launch", "create", "--client-id", client_id, "--patient", patient_id("clinic-a", "p-2")]
+        minted = json.loads(runner.invoke(cli_app, args).stdout)
+        assert minted["launch_url"].startswith("https://viewer.test/launch?tenant=a&iss=")  # its query kept
+        refused = runner.invoke(cli_app, [*base, "--launch-url", "http://viewer.test/launch"])
+        assert refused.exit_code == 1 and "launch URL" in refused.output
+        not_app = runner.invoke(
+            cli_app,
+            ["clients", "create", "--kind", "admin", "--name", "x", "--launch-url", "https://a.test/l"],
+        )
+        assert not_app.exit_code == 2
+    finally:
+        get_settings.cache_clear()
