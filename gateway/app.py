@@ -11,6 +11,8 @@ from fastapi import FastAPI
 from gateway.audit.middleware import FhirAuditMiddleware
 from gateway.audit.recorder import AuditRecorder
 from gateway.audit.routes import router as audit_router
+from gateway.auth.cors import CorsMiddleware, RegisteredOrigins
+from gateway.auth.ehr_launch_routes import router as ehr_launch_router
 from gateway.auth.launch_routes import router as launch_router
 from gateway.auth.routes import router as auth_router
 from gateway.auth.routes import well_known_router
@@ -67,6 +69,7 @@ def create_app(settings: Settings | None = None, *, migrate_sqlite: bool = True)
     install_openapi(app, settings)
     app.include_router(auth_router)
     app.include_router(launch_router)
+    app.include_router(ehr_launch_router)
     app.include_router(audit_router)
     app.include_router(well_known_router)  # before the FHIR router: /fhir/.well-known/... is not a type
     app.include_router(clinic_router)
@@ -76,6 +79,8 @@ def create_app(settings: Settings | None = None, *, migrate_sqlite: bool = True)
     app.include_router(fhir_router)  # after the bulk-export router, so {type}/{id} never takes $export
     app.add_middleware(FhirAuditMiddleware)  # one AuditEvent per /fhir request
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.state.cors_origins = RegisteredOrigins(engine, settings)
+    app.add_middleware(CorsMiddleware, origins=app.state.cors_origins)  # browser SMART apps
     app.add_middleware(RequestContextMiddleware)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database check")

@@ -53,7 +53,12 @@ def load_tasks() -> list[NamedTask]:
 
 
 #: modules whose import registers background tasks; each package adds its own line
-BACKGROUND_MODULES: list[str] = ["gateway.sync.outbox", "gateway.bulk.runner", "gateway.auth.maintenance"]
+BACKGROUND_MODULES: list[str] = [
+    "gateway.sync.outbox",
+    "gateway.bulk.runner",
+    "gateway.auth.maintenance",
+    "gateway.audit.retention",
+]
 
 
 @dataclass

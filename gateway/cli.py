@@ -218,6 +218,9 @@ def clients_create(
         list[str] | None, typer.Option(help="app: a redirect URI, matched exactly (repeat for several)")
     ] = None,
     public: Annotated[bool, typer.Option(help="app: a public client (no secret, PKCE only)")] = False,
+    launch_url: Annotated[
+        str | None, typer.Option(help="app: the URL an EHR launch opens (?iss=...&launch=...)")
+    ] = None,
 ) -> None:
     """Create an OAuth client. Clinic and admin clients: prints {"client_id", "client_secret"} once (the secret
     is stored hashed). EHR clients (private_key_jwt): prints {"client_id"}."""
@@ -229,8 +232,10 @@ def clients_create(
     )
 
     clinics = clinic or []
-    if kind != "app" and (redirect_uri or public):
-        raise typer.BadParameter("--redirect-uri and --public are for app clients", param_hint="--kind")
+    if kind != "app" and (redirect_uri or public or launch_url):
+        raise typer.BadParameter(
+            "--redirect-uri, --public and --launch-url are for app clients", param_hint="--kind"
+        )
     with _session() as session:
         if kind == "clinic":
             if len(clinics) != 1 or jwks_file or jwks_url or scope:
@@ -256,7 +261,9 @@ def clients_create(
             )
             typer.echo(json.dumps({"client_id": new.client_id}))
         elif kind == "app":
-            _create_app(session, name, clinics, redirect_uri or [], scope, public, jwks_file, jwks_url)
+            _create_app(
+                session, name, clinics, redirect_uri or [], scope, public, jwks_file, jwks_url, launch_url
+            )
         elif kind == "admin":
             if clinics or jwks_file or jwks_url or scope:
                 raise typer.BadParameter("an admin client takes no clinic, keys or scope")
@@ -275,6 +282,7 @@ def _create_app(
     public: bool,
     jwks_file: Path | None,
     jwks_url: str | None,
+    launch_url: str | None,
 ) -> None:
     """A SMART app (gateway/auth/launch_clients.py): public, confidential-symmetric (a secret, printed
     once) or, with --jwks-file, confidential-asymmetric (private_key_jwt)."""
@@ -298,6 +306,7 @@ def _create_app(
         scope=scope or DEFAULT_APP_SCOPE,
         public=public,
         jwks=jwks,
+        launch_url=launch_url,
     )
     shown: dict[str, str] = {"client_id": created.client_id}
     if created.client_secret is not None:

@@ -1,18 +1,21 @@
-"""``kap-gateway audit search``: the audit trail for operators (the same search as GET /admin/audit-events).
+"""``kap-gateway audit search|purge``: the audit trail for operators (the same search as GET
+/admin/audit-events) and its purge before a date (``gateway.audit.retention``).
 
-Registered on the main ``kap-gateway`` app by ``gateway/cli.py``. Prints one AuditEvent (JSON) per line,
-newest first.
+Registered on the main ``kap-gateway`` app by ``gateway/cli.py``. ``search`` prints one AuditEvent (JSON)
+per line, newest first.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
+from gateway.audit import retention
 from gateway.audit import search as audit_search
-from gateway.cli import _session, operator_errors
+from gateway.cli import _engine, _session, operator_errors
 
 audit_app = typer.Typer(help="The audit trail (AuditEvents of token requests, FHIR access, failures)")
 
@@ -52,3 +55,21 @@ def audit_search_command(
         page = audit_search.search(session, query=query)
     for event in page.events:
         typer.echo(event.decode())
+
+
+@audit_app.command("purge")
+@operator_errors
+def audit_purge_command(
+    before: Annotated[
+        datetime, typer.Option(help="delete events recorded before this (UTC unless an offset)")
+    ],
+    batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="events per transaction")] = (
+        retention.BATCH_SIZE
+    ),
+) -> None:
+    """Delete AuditEvents recorded before a date (the worker does this by KAPGW_AUDIT_RETENTION_DAYS);
+    prints {"deleted", "before"}."""
+    with _engine() as engine:
+        deleted = retention.purge_before(engine, before=before, batch_size=batch_size)
+    cutoff = before if before.tzinfo is not None else before.replace(tzinfo=UTC)
+    typer.echo(json.dumps({"deleted": deleted, "before": cutoff.isoformat()}))

@@ -66,16 +66,22 @@ def _fail(description: str) -> OAuthError:
 
 
 def authenticate_assertion(
-    session: Session, settings: Settings, client: ClientRow | None, request: TokenRequest
+    session: Session,
+    settings: Settings,
+    client: ClientRow | None,
+    request: TokenRequest,
+    *,
+    audiences: tuple[str, ...] | None = None,
 ) -> ClientRow:
-    """The client a ``private_key_jwt`` token request authenticates, or ``invalid_client``.
+    """The client a ``private_key_jwt`` request authenticates, or ``invalid_client``; the assertion's
+    ``aud`` must be the token endpoint URL (or one of ``audiences`` where another endpoint allows more).
 
     The assertion's jti is committed as used at once: it stays used whatever the grant decides next
     (a replay with another ``scope`` must fail too). No transaction is open while a JWKS is fetched.
     """
     assertion = request.assertion
     assert assertion is not None
-    verifier = AssertionVerifier(audience=discovery.token_url(settings))
+    verifier = AssertionVerifier(audience=discovery.token_url(settings), also_audiences=audiences or ())
     authenticated = verifier.verify(
         session,
         client=client,
@@ -95,7 +101,7 @@ class SmartClientAssertion(JWTBearerClientAssertion):
     def __init__(
         self,
         *,
-        audience: str,
+        audience: str | tuple[str, ...],
         session: Session,
         client: ClientRow,
         now: datetime,
@@ -109,7 +115,7 @@ class SmartClientAssertion(JWTBearerClientAssertion):
         self.fetcher = fetcher
 
     def get_audiences(self) -> list[str]:
-        return [self.audience]
+        return [self.audience] if isinstance(self.audience, str) else list(self.audience)
 
     def validate_jti(self, claims: Any, jti: Any) -> bool:
         if not isinstance(jti, str) or not jti or len(jti) > 255:
@@ -130,6 +136,8 @@ class AssertionVerifier:
     """Verifies ``private_key_jwt`` assertions for the token endpoint whose URL is ``audience``."""
 
     audience: str
+    #: further ``aud`` values accepted (the introspection endpoint's URL)
+    also_audiences: tuple[str, ...] = ()
     fetcher: JwksFetcher = field(default_factory=lambda: default_fetcher)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
@@ -175,7 +183,11 @@ class AssertionVerifier:
         key = self._select_key(client, kid, alg)
         now = self.clock()
         verification = SmartClientAssertion(
-            audience=self.audience, session=session, client=client, now=now, fetcher=self.fetcher
+            audience=tuple(dict.fromkeys((self.audience, *self.also_audiences))),
+            session=session,
+            client=client,
+            now=now,
+            fetcher=self.fetcher,
         )
         try:
             token = jwt.decode(raw, key, algorithms=[alg])

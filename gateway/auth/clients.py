@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateway.auth import credentials
+from gateway.auth import credentials, known_clinics
 from gateway.auth.assertion import METHOD, public_jwks
 from gateway.auth.scopes import parse_scope
 from gateway.auth.service import CLINIC_SCOPE
-from gateway.core.errors import ConflictError, GatewayError, NotFoundError
+from gateway.core.errors import ConflictError, GatewayError
 from gateway.db.engine import Session
 from gateway.db.repositories import clinics as clinic_repo
 from gateway.db.tables import ClientRow, ClinicRow, utcnow
@@ -53,9 +53,7 @@ def create_clinic(session: Session, *, slug: str, name: str) -> ClinicRow:
 
 def create_clinic_client(session: Session, *, clinic_slug: str, name: str) -> NewClient:
     _check_name(name, "client")
-    clinic = clinic_repo.get_clinic(session, slug=clinic_slug)
-    if clinic is None or clinic.id is None:
-        raise NotFoundError(f"clinic {clinic_slug} is not known")
+    clinic_pk = known_clinics.clinic_pk(session, clinic_slug)
     secret = credentials.new_secret()
     client = ClientRow(
         client_id=credentials.new_client_id(),
@@ -66,7 +64,7 @@ def create_clinic_client(session: Session, *, clinic_slug: str, name: str) -> Ne
         scopes=CLINIC_SCOPE,
         created_at=utcnow(),
     )
-    clinic_repo.add_client(session, client=client, clinic_pks=[clinic.id])
+    clinic_repo.add_client(session, client=client, clinic_pks=[clinic_pk])
     session.commit()
     return NewClient(client_id=client.client_id, client_secret=secret)
 
@@ -136,12 +134,7 @@ def create_ehr_client(
     scope = _check_system_scopes(scopes)
     if not clinic_slugs:
         raise InvalidRegistrationError("--clinic: grant the client at least one clinic")
-    clinic_pks = []
-    for slug in dict.fromkeys(clinic_slugs):
-        clinic = clinic_repo.get_clinic(session, slug=slug)
-        if clinic is None or clinic.id is None:
-            raise NotFoundError(f"clinic {slug} is not known")
-        clinic_pks.append(clinic.id)
+    clinic_pks = known_clinics.clinic_pks(session, clinic_slugs)
     client = ClientRow(
         client_id=credentials.new_client_id(),
         kind="ehr",

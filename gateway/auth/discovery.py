@@ -17,11 +17,16 @@ from gateway.core.config import Settings
 #: what the authorization server implements (DISC-7); keep it honest: a capability listed here is tested
 CAPABILITIES = (
     "launch-standalone",
+    "launch-ehr",
     "client-public",
     "client-confidential-symmetric",
     "client-confidential-asymmetric",
     "sso-openid-connect",
     "context-standalone-patient",
+    "context-ehr-patient",
+    "context-ehr-encounter",
+    "context-banner",
+    "context-style",
     "permission-offline",
     "permission-online",
     "permission-patient",
@@ -38,6 +43,7 @@ SCOPES_SUPPORTED = (
     "openid",
     "fhirUser",
     "profile",
+    "launch",
     "launch/patient",
     "offline_access",
     "online_access",
@@ -57,6 +63,11 @@ def issuer(settings: Settings) -> str:
 
 def auth_url(settings: Settings, endpoint: str) -> str:
     return f"{issuer(settings)}/auth/{endpoint}"
+
+
+def smart_style_url(settings: Settings) -> str:
+    """The SMART styling document (``smart_style_url`` of launch token responses, context-style)."""
+    return auth_url(settings, "smart-style.json")
 
 
 def token_url(settings: Settings) -> str:

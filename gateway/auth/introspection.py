@@ -3,9 +3,12 @@ https://hl7.org/fhir/smart-app-launch/token-introspection.html; checklist INTRO-
 
 Who may introspect (RFC 7662 §2.1 requires the caller to be authorized; this is the gateway's rule):
 
-- the caller authenticates as a client, with ``Authorization: Bearer <an active access token>`` (any
-  client kind, so backend-services and public clients can introspect without a secret) or with
-  ``client_secret_basic``; anything else is 401 ``invalid_client``;
+- the caller authenticates as a client (INTRO-4), with ``Authorization: Bearer <an active access token>``
+  (any client kind: a token's introspection rights are over its own client's tokens, so backend-services
+  and public clients can introspect without a secret), with ``client_secret_basic`` (confidential-symmetric
+  clients) or with a ``private_key_jwt`` client assertion (``client_assertion_type`` +
+  ``client_assertion``, verified as at the token endpoint; ``aud`` the token or the introspection
+  endpoint URL, the jti spent); anything else is 401 ``invalid_client``;
 - a client learns about its own tokens only: a token issued to another client is answered exactly like an
   unknown one, ``{"active": false}``, so introspection tells nobody that someone else's token exists;
 - admin clients (``kap-gateway clients create --kind admin``) may introspect any token.
@@ -15,8 +18,8 @@ Active tokens answer ``active``, ``scope`` (exactly the granted string), ``clien
 ``fhirUser``. ``sub`` is the id_token's subject for user tokens and the client id otherwise. Unknown,
 expired, revoked or foreign tokens answer exactly ``{"active": false}``.
 
-Failed Basic authentications count toward the token endpoint's throttle (same counters), and the secret
-check costs the same whether or not the client exists.
+Failed Basic and assertion authentications count toward the token endpoint's throttle (same counters),
+and a check costs the same whether or not the client exists.
 """
 
 from __future__ import annotations
@@ -26,13 +29,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.auth import credentials, discovery, throttle
-from gateway.auth.service import _could_exist as could_exist
-from gateway.auth.service import authenticate_client
+from gateway.auth.assertion import authenticate_assertion
+from gateway.auth.service import authenticate_client, claimed_client_id, counted_client
 from gateway.auth.token_request import TokenRequest
 from gateway.core.config import Settings
 from gateway.core.errors import OAuthError
 from gateway.db.engine import Session
-from gateway.db.repositories import clinics as clinic_repo
 from gateway.db.repositories import tokens as token_repo
 from gateway.db.repositories import users as user_repo
 from gateway.db.tables import AccessTokenRow, ClientRow
@@ -54,7 +56,8 @@ def _hash(settings: Settings, token: str) -> str:
 def authenticate_caller(
     session: Session, settings: Settings, *, authorization: str | None, request: TokenRequest
 ) -> Caller:
-    """The client asking (Bearer token or client_secret_basic), or 401 ``invalid_client``."""
+    """The client asking (INTRO-4: Bearer token, client_secret_basic or private_key_jwt), or 401
+    ``invalid_client`` (RFC 7662 §2.1 / RFC 6749 §5.2)."""
     if authorization and authorization.lower().startswith("bearer "):
         found = token_repo.find_active_token(
             session, token_hash=_hash(settings, authorization[7:].strip()), now=datetime.now(UTC)
@@ -66,33 +69,44 @@ def authenticate_caller(
             )
         _, client = found
         return _caller(client)
-    if request.basic is None:
+    try:
+        assertion = request.assertion
+        client_id = claimed_client_id(request) if assertion is not None or request.basic is not None else None
+    except OAuthError as error:
+        raise _unauthorized(error) from None
+    if client_id is None:
         raise OAuthError(
             "invalid_client",
-            "authenticate with a Bearer access token or client_secret_basic",
+            "authenticate with a Bearer access token, client_secret_basic or private_key_jwt",
             status_code=401,
         )
-    client_id = request.basic[0]
-    attempt = throttle.count_attempt(session, settings, client_id=client_id, address=request.address)
-    claimed = clinic_repo.get_client(session, client_id=client_id) if could_exist(client_id) else None
-    if claimed is not None:
-        session.expunge(claimed)
-    session.commit()  # no transaction stays open through the password hash
-    if attempt.retry_after is not None:
-        raise OAuthError(
-            "slow_down",
-            f"too many failed client authentications; retry after {attempt.retry_after} s",
-            status_code=429,
-            headers={"Retry-After": str(attempt.retry_after)},
-        )
+    claimed, attempt = counted_client(session, settings, client_id=client_id, address=request.address)
     try:
-        authenticated = authenticate_client(claimed, request)
-    except OAuthError:
-        session.commit()  # the failed attempt stays counted
-        raise
+        if assertion is not None:
+            authenticated = authenticate_assertion(
+                session, settings, claimed, request, audiences=assertion_audiences(settings)
+            )
+        else:
+            authenticated = authenticate_client(claimed, request)
+    except OAuthError as error:
+        session.rollback()  # the attempt stays counted: counted_client committed it
+        raise _unauthorized(error) from None
     throttle.forgive(session, attempt)
     session.commit()
     return _caller(authenticated)
+
+
+def assertion_audiences(settings: Settings) -> tuple[str, ...]:
+    """The ``aud`` a client assertion may name here: the token endpoint (as at /auth/token) or this one."""
+    return (discovery.token_url(settings), discovery.auth_url(settings, "introspect"))
+
+
+def _unauthorized(error: OAuthError) -> OAuthError:
+    """A failed client authentication at the introspection endpoint is 401 (RFC 7662 §2.1); a malformed
+    request (two authentication methods at once) stays 400 ``invalid_request``."""
+    if error.error != "invalid_client":
+        return error
+    return OAuthError("invalid_client", error.description, status_code=401, headers=error.headers)
 
 
 def _caller(client: ClientRow) -> Caller:

@@ -3,7 +3,8 @@ issue the authorization code.
 
 Specs: RFC 6749 §4.1 (https://www.rfc-editor.org/rfc/rfc6749#section-4.1), PKCE RFC 7636 (S256 only),
 SMART App Launch 2.x "App Launch" (https://hl7.org/fhir/smart-app-launch/app-launch.html); checklist
-AUTHZ-1..8.
+AUTHZ-1..8. EHR launch (AUTHZ-7): ``launch=<value>`` with the ``launch`` scope spends a launch minted by
+``gateway.auth.ehr_launch``; its patient (and encounter, fhirContext, clinician) are fixed for the grant.
 
 Order of checks (RFC 6749 §4.1.2.1): the client and its ``redirect_uri`` first. Until both are known good
 nothing redirects: the answer is an error page (``AuthorizeError.redirect_uri`` is None). After that every
@@ -31,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from gateway.auth import credentials, throttle, users
+from gateway.auth import credentials, ehr_launch, throttle, users
 from gateway.auth.scopes import is_malformed_resource_scope, parse_scope, scope_within
 from gateway.core.config import Settings
 from gateway.db.engine import Session
@@ -103,6 +104,12 @@ class AuthorizationRequest:
     state: str
     code_challenge: str
     nonce: str | None
+    #: EHR launch: the context of the spent launch (the patient is then fixed, no picker)
+    launch_patient: str | None = None
+    launch_encounter: str | None = None
+    launch_fhir_context: tuple[str, ...] = ()
+    #: EHR launch for one clinician: only this user may approve it
+    launch_user_pk: int | None = None
 
     @property
     def scopes(self) -> list[str]:
@@ -110,7 +117,10 @@ class AuthorizationRequest:
 
     @property
     def needs_patient(self) -> bool:
-        """SMART: ``launch/patient`` or any ``patient/`` scope establishes a patient context."""
+        """SMART: ``launch/patient`` or any ``patient/`` scope establishes a patient context (an EHR launch
+        always has one)."""
+        if self.launch_patient is not None:
+            return True
         return any(s in PATIENT_SCOPE_MARKERS for s in self.scopes) or any(
             (parsed := parse_scope(s)) is not None and parsed.context == "patient" for s in self.scopes
         )
@@ -159,10 +169,6 @@ def validate(session: Session, settings: Settings, params: Mapping[str, str]) ->
     if params.get("response_type") != "code":
         error = "invalid_request" if "response_type" not in params else "unsupported_response_type"
         raise refuse(error, "response_type must be code")
-    if "launch" in params:
-        raise refuse(
-            "invalid_request", "EHR launch is not offered; use a standalone launch (no launch parameter)"
-        )
     aud = params.get("aud")
     if aud is None or aud.rstrip("/") != settings.fhir_base_url.rstrip("/"):
         raise refuse("invalid_request", f"aud must be this server's FHIR base URL, {settings.fhir_base_url}")
@@ -180,6 +186,7 @@ def validate(session: Session, settings: Settings, params: Mapping[str, str]) ->
     clinic_pks = clinic_repo.granted_clinic_pks(session, client_pk=_pk(client))
     if len(clinic_pks) != 1:
         raise refuse("unauthorized_client", "an app client is granted exactly one clinic")
+    context = _ehr_launch(session, settings, client, params.get("launch"), scope.split(), refuse)
     return AuthorizationRequest(
         client_id=client.client_id,
         client_name=client.name,
@@ -189,18 +196,50 @@ def validate(session: Session, settings: Settings, params: Mapping[str, str]) ->
         state=state,
         code_challenge=challenge,
         nonce=nonce,
+        launch_patient=context.patient if context else None,
+        launch_encounter=context.encounter if context else None,
+        launch_fhir_context=context.fhir_context if context else (),
+        launch_user_pk=context.user_pk if context else None,
     )
 
 
+def _ehr_launch(
+    session: Session,
+    settings: Settings,
+    client: ClientRow,
+    launch: str | None,
+    scopes: list[str],
+    refuse: Any,
+) -> ehr_launch.LaunchContext | None:
+    """AUTHZ-7: the last check, because it spends the launch (and commits): a ``launch`` value needs the
+    ``launch`` scope and vice versa; an unknown, expired, reused or another app's launch is refused."""
+    if launch is None:
+        if "launch" in scopes:
+            raise refuse(
+                "invalid_request", "scope launch is for an EHR launch: the launch parameter is missing"
+            )
+        return None
+    if "launch" not in scopes:
+        raise refuse(
+            "invalid_request",
+            "an EHR launch (launch parameter) needs the launch scope, and an app registered with a launch URL",
+        )
+    context = ehr_launch.use_launch(session, settings, launch=launch, client_pk=_pk(client))
+    if context is None:
+        raise refuse("invalid_request", "the launch is unknown, expired, already used or not for this app")
+    return context
+
+
 def _grantable_scope(client: ClientRow, requested: str | None, refuse: Any) -> str:
-    """The requested scopes the client is registered for (a narrower grant is allowed, SMART TOK-6)."""
+    """The requested scopes the client is registered for (a narrower grant is allowed, SMART TOK-6); the
+    ``launch`` scope for apps registered with a launch URL (EHR launch)."""
     if not requested or not requested.strip():
         raise refuse("invalid_scope", "scope is required")
     asked = list(dict.fromkeys(requested.split()))
     malformed = [s for s in asked if is_malformed_resource_scope(s)]
     if malformed:
         raise refuse("invalid_scope", "malformed scope: " + " ".join(malformed))
-    ceiling = client.scopes.split()
+    ceiling = client.scopes.split() + (["launch"] if client.launch_url else [])
     granted = [s for s in asked if s in ceiling or (parse_scope(s) is not None and scope_within(s, ceiling))]
     if not granted:
         raise refuse("invalid_scope", "none of the requested scopes is allowed for this client")
@@ -255,7 +294,9 @@ def open_request(
         raise PageError("the form did not come from this browser's session (CSRF check failed)")
     if not hmac.compare_digest(payload["c"], hashlib.sha256(csrf_form.encode()).hexdigest()):
         raise PageError("the form did not come from this browser's session (CSRF check failed)")
-    return AuthorizationRequest(**payload["r"]), payload["u"]
+    fields = payload["r"]
+    fields["launch_fhir_context"] = tuple(fields.get("launch_fhir_context") or ())
+    return AuthorizationRequest(**fields), payload["u"]
 
 
 # --- sign-in and consent ---
@@ -299,7 +340,13 @@ def signed_in_user(session: Session, user_pk: int | None) -> UserRow:
 
 
 def patient_choices(session: Session, request: AuthorizationRequest) -> list[tuple[str, str]]:
-    """(FHIR id, display text) of the patients the clinician may pick (the app's clinic)."""
+    """(FHIR id, display text) of the patients the clinician may pick (the app's clinic; an EHR launch: its
+    patient only)."""
+    if request.launch_patient is not None:
+        content = launch_repo.resource_content(
+            session, clinic_pk=request.clinic_pk, resource_type="Patient", resource_id=request.launch_patient
+        )
+        return [(request.launch_patient, _patient_label(json.loads(content)))] if content else []
     choices = []
     for patient_id, content in launch_repo.patient_choices(
         session, clinic_pk=request.clinic_pk, limit=PATIENT_CHOICES
@@ -325,7 +372,23 @@ def approve(
     patient_id: str | None,
 ) -> str:
     """Issues the authorization code (AUTHZ-6) and returns the redirect with ``code`` and ``state``. Commits."""
-    if request.needs_patient:
+    if request.launch_user_pk is not None and user.id != request.launch_user_pk:
+        raise AuthorizeError(
+            "access_denied",
+            "the EHR launch was opened for another clinician",
+            redirect_uri=request.redirect_uri,
+            state=request.state,
+        )
+    if request.launch_patient is not None:  # EHR launch: the launch fixed the patient
+        if patient_id not in (None, request.launch_patient):
+            raise AuthorizeError(
+                "access_denied",
+                "the EHR launch fixed another patient",
+                redirect_uri=request.redirect_uri,
+                state=request.state,
+            )
+        patient_id = request.launch_patient
+    elif request.needs_patient:
         if not patient_id or not launch_repo.patient_in_clinic(
             session, clinic_pk=request.clinic_pk, patient_id=patient_id
         ):
@@ -355,12 +418,24 @@ def approve(
             code_challenge=request.code_challenge,
             nonce=request.nonce,
             patient_id=patient_id,
+            launch_context=_grant_launch_context(request),
             created_at=now,
             expires_at=now + timedelta(seconds=settings.authorization_code_lifetime_seconds),
         ),
     )
     session.commit()
     return with_query(request.redirect_uri, {"code": code, "state": request.state})
+
+
+def _grant_launch_context(request: AuthorizationRequest) -> dict[str, Any] | None:
+    context: dict[str, Any] = {}
+    if request.launch_patient is not None:
+        context["ehr_launch"] = True
+    if request.launch_encounter is not None:
+        context["encounter"] = request.launch_encounter
+    if request.launch_fhir_context:
+        context["fhirContext"] = list(request.launch_fhir_context)
+    return context or None
 
 
 def deny(request: AuthorizationRequest) -> str:
@@ -370,9 +445,13 @@ def deny(request: AuthorizationRequest) -> str:
 
 
 def auto_approve(session: Session, settings: Settings, request: AuthorizationRequest) -> str:
-    """Test mode: approve as the configured user, with the configured (or the clinic's first) patient."""
+    """Test mode: approve as the configured user (an EHR launch for one clinician: as that clinician), with
+    the launch's, the configured or the clinic's first patient."""
     assert settings.launch_auto_approve_user is not None
-    user = user_repo.get_user(session, username=settings.launch_auto_approve_user)
+    if request.launch_user_pk is not None:
+        user = user_repo.get_user_by_pk(session, pk=request.launch_user_pk)
+    else:
+        user = user_repo.get_user(session, username=settings.launch_auto_approve_user)
     if user is None or request.clinic_pk not in user_repo.user_clinic_pks(session, user_pk=_pk(user)):
         raise AuthorizeError(
             "access_denied",
@@ -380,7 +459,7 @@ def auto_approve(session: Session, settings: Settings, request: AuthorizationReq
             redirect_uri=request.redirect_uri,
             state=request.state,
         )
-    patient_id = settings.launch_auto_approve_patient
+    patient_id = request.launch_patient or settings.launch_auto_approve_patient
     if request.needs_patient and patient_id is None:
         first = launch_repo.patient_choices(session, clinic_pk=request.clinic_pk, limit=1)
         patient_id = first[0][0] if first else None

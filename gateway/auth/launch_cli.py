@@ -1,4 +1,5 @@
-"""``kap-gateway users|signing-keys``: clinician users and the id_token signing keys (SMART App Launch).
+"""``kap-gateway users|signing-keys|launch``: clinician users, the id_token signing keys and EHR launches
+(SMART App Launch).
 
 Registered on the main ``kap-gateway`` app by ``gateway/cli.py``. Output is JSON lines; passwords are read
 from a prompt (hidden, asked twice) or from stdin with ``--password-stdin``, never from the command line.
@@ -20,10 +21,15 @@ signing_keys_app = typer.Typer(
     help="The gateway's id_token signing keys (served at /auth/jwks)", no_args_is_help=True
 )
 
+launch_app = typer.Typer(
+    help="EHR launches of SMART apps (what an EHR does to open an app)", no_args_is_help=True
+)
+
 
 def register_commands(app: typer.Typer) -> None:
     app.add_typer(users_app, name="users")
     app.add_typer(signing_keys_app, name="signing-keys")
+    app.add_typer(launch_app, name="launch")
 
 
 def _echo(value: Any) -> None:
@@ -94,3 +100,32 @@ def signing_keys_list() -> None:
     with _session() as session:
         for key in jwks(session)["keys"]:
             _echo({"kid": key["kid"], "alg": key.get("alg"), "kty": key["kty"]})
+
+
+@launch_app.command("create")
+@operator_errors
+def launch_create(
+    client_id: Annotated[str, typer.Option(help="the app client (registered with --launch-url)")],
+    patient: Annotated[str, typer.Option(help="FHIR Patient id of the app's clinic")],
+    encounter: Annotated[str | None, typer.Option(help="FHIR Encounter id of that patient")] = None,
+    user: Annotated[
+        str | None, typer.Option(help="username of the clinician who may approve it (default: any)")
+    ] = None,
+    fhir_context: Annotated[
+        list[str] | None, typer.Option(help="a further resource of the launch, Type/id (repeat for several)")
+    ] = None,
+) -> None:
+    """Mint a single-use launch; prints {"launch", "launch_url" (open it in a browser), "iss", "expires_at"}."""
+    from gateway.auth.ehr_launch import create_launch
+
+    with _session() as session:
+        minted = create_launch(
+            session,
+            get_settings(),
+            client_id=client_id,
+            patient_id=patient,
+            encounter_id=encounter,
+            username=user,
+            fhir_context=fhir_context,
+        )
+    _echo(minted.as_json())

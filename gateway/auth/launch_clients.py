@@ -3,7 +3,8 @@
 An app is granted one clinic; its users must belong to that clinic. Client types (SMART App Launch
 "Client Authentication"): public (``--public``: no secret, PKCE only, ``token_endpoint_auth_method``
 ``none``), confidential-symmetric (a generated secret, ``client_secret_basic``) and confidential-asymmetric
-(``--jwks-file``: ``private_key_jwt`` with the app's public keys).
+(``--jwks-file``: ``private_key_jwt`` with the app's public keys). ``--launch-url`` registers the URL an
+EHR launch opens (SMART "EHR launch").
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateway.auth import credentials
+from gateway.auth import credentials, known_clinics
 from gateway.auth.assertion import public_jwks
 from gateway.auth.scopes import is_malformed_resource_scope
-from gateway.core.errors import GatewayError, NotFoundError
+from gateway.core.errors import GatewayError
 from gateway.db.engine import Session
 from gateway.db.repositories import clinics as clinic_repo
 from gateway.db.tables import ClientRow, utcnow
@@ -37,13 +38,15 @@ class NewApp:
     token_endpoint_auth_method: str
 
 
-def check_redirect_uri(uri: str) -> str:
-    """RFC 6749 §3.1.2: absolute, no fragment; https, or http on a loopback host."""
+def check_redirect_uri(uri: str, what: str = "redirect URI") -> str:
+    """RFC 6749 §3.1.2: absolute, no fragment; https, or http on a loopback host (also launch URLs)."""
     parts = urlsplit(uri)
     if parts.fragment or not parts.netloc or parts.scheme not in ("https", "http") or " " in uri:
-        raise InvalidAppError(f"redirect URI {uri!r}: an absolute https URL without a fragment")
+        raise InvalidAppError(f"{what} {uri!r}: an absolute https URL without a fragment")
     if parts.scheme == "http" and parts.hostname not in LOOPBACK:
-        raise InvalidAppError(f"redirect URI {uri!r}: http only for localhost, otherwise https")
+        raise InvalidAppError(f"{what} {uri!r}: http only for localhost, otherwise https")
+    if len(uri) > 2000:
+        raise InvalidAppError(f"{what}: at most 2000 characters")
     return uri
 
 
@@ -56,13 +59,20 @@ def create_app_client(
     scope: str = DEFAULT_APP_SCOPE,
     public: bool = False,
     jwks: dict[str, Any] | None = None,
+    launch_url: str | None = None,
 ) -> NewApp:
-    """Registers an app for one clinic; returns its id and (confidential-symmetric apps) its secret. Commits."""
+    """Registers an app for one clinic; returns its id and (confidential-symmetric apps) its secret. With
+    ``launch_url`` the app can be EHR-launched (``kap-gateway launch create``) and ask the ``launch``
+    scope. Commits."""
     if not name.strip() or len(name) > 200:
         raise InvalidAppError("client name: 1 to 200 characters")
     if not redirect_uris:
         raise InvalidAppError("an app needs at least one --redirect-uri")
     uris = [check_redirect_uri(uri) for uri in dict.fromkeys(redirect_uris)]
+    if len(" ".join(uris)) > 2000:
+        raise InvalidAppError("redirect URIs: at most 2000 characters together")
+    if launch_url is not None:
+        check_redirect_uri(launch_url, "launch URL")
     scopes = scope.split()
     if not scopes or any(is_malformed_resource_scope(s) for s in scopes):
         raise InvalidAppError(f"scope {scope!r}: space-separated SMART scopes")
@@ -73,9 +83,7 @@ def create_app_client(
             jwks = public_jwks(jwks)  # the same checks as for EHR clients (RS384/ES384 public keys, kids)
         except ValueError as error:
             raise InvalidAppError(f"JWK Set: {error}") from None
-    clinic = clinic_repo.get_clinic(session, slug=clinic_slug)
-    if clinic is None or clinic.id is None:
-        raise NotFoundError(f"clinic {clinic_slug} is not known")
+    clinic_pk = known_clinics.clinic_pk(session, clinic_slug)
     secret = None if public or jwks is not None else credentials.new_secret()
     method = "none" if public else ("private_key_jwt" if jwks is not None else "client_secret_basic")
     client = ClientRow(
@@ -87,8 +95,9 @@ def create_app_client(
         jwks=jwks,
         scopes=" ".join(dict.fromkeys(scopes)),
         redirect_uris=" ".join(uris),
+        launch_url=launch_url,
         created_at=utcnow(),
     )
-    clinic_repo.add_client(session, client=client, clinic_pks=[clinic.id])
+    clinic_repo.add_client(session, client=client, clinic_pks=[clinic_pk])
     session.commit()
     return NewApp(client_id=client.client_id, client_secret=secret, token_endpoint_auth_method=method)

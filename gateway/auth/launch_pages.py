@@ -23,12 +23,29 @@ cursor:pointer}button.primary{background:#245;color:#fff}ul{padding-left:1.2rem}
 .error{color:#a11;font-weight:600}.muted{color:#566;font-size:.9rem}
 """
 
+#: SMART App Launch "Styling" (https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html#styling):
+#: the look of these pages, for apps that want to match it (``smart_style_url``)
+SMART_STYLE = {
+    "color_background": "#f4f6f8",
+    "color_error": "#aa1111",
+    "color_highlight": "#224455",
+    "color_modal_backdrop": "",
+    "color_success": "#227733",
+    "color_text": "#1d2730",
+    "dim_border_radius": "8px",
+    "dim_font_size": "16px",
+    "dim_spacing_size": "16px",
+    "font_family_body": 'system-ui, -apple-system, "Segoe UI", sans-serif',
+    "font_family_heading": 'system-ui, -apple-system, "Segoe UI", sans-serif',
+}
+
 #: what the scopes mean, for the consent page
 SCOPE_TEXT = {
     "openid": "know who you are (your user identity)",
     "fhirUser": "know your FHIR user record",
     "profile": "see your name",
     "launch/patient": "work with one patient you choose",
+    "launch": "open with the patient (and encounter) it was launched for",
     "offline_access": "keep access while you are away (a refresh token)",
     "online_access": "keep access while you are signed in (a refresh token)",
 }

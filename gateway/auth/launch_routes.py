@@ -198,8 +198,19 @@ def jwks(session: ReadSessionDep) -> JSONResponse:
     return JSONResponse(
         launch_keys.jwks(session),
         media_type="application/json",
-        headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"},
+        headers={"Cache-Control": "public, max-age=300"},  # CORS: gateway.auth.cors (any origin)
     )
+
+
+@router.get(
+    "/smart-style.json",
+    operation_id="smart_style",
+    summary="SMART styling document (smart_style_url of launch token responses)",
+    description="Colours, dimensions and fonts of the gateway's sign-in pages (SMART App Launch Styling).",
+    response_class=JSONResponse,
+)
+def smart_style() -> JSONResponse:
+    return JSONResponse(launch_pages.SMART_STYLE, headers={"Cache-Control": "public, max-age=3600"})
 
 
 async def revoke_form(request: Request) -> dict[str, str]:

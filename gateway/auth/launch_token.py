@@ -11,6 +11,8 @@ checklist TOK-1..7, REF-1..2, OIDC-1.
   patient, and ``Principal.patient_id`` limits /fhir to that patient.
 - ``id_token`` (RS256, gateway key from ``launch_keys``) when ``openid`` is granted; ``fhirUser`` in it when
   ``fhirUser`` is granted and the user has a FHIR resource.
+- the launch context: ``patient`` with ``need_patient_banner`` and ``smart_style_url`` (TOK-3), and after
+  an EHR launch its ``encounter`` and ``fhirContext`` (TOK-2).
 - ``refresh_token`` only when ``offline_access`` or ``online_access`` is granted. It is rotated on use; a
   rotated token used again ends the whole grant (reuse detection).
 
@@ -28,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from gateway.auth import credentials, launch_keys
-from gateway.auth.discovery import issuer
+from gateway.auth.discovery import issuer, smart_style_url
+from gateway.auth.ehr_launch import fhir_context_items
 from gateway.auth.launch import CODE_VERIFIER, code_hash
 from gateway.auth.token_request import TokenRequest
 from gateway.core.config import Settings
@@ -138,9 +141,12 @@ def _issue(
         raise OAuthError("invalid_grant", "the user who authorized this grant is no longer enabled")
     scopes = scope.split()
     fhir_user = f"{settings.fhir_base_url}/{user.fhir_user}" if user.fhir_user else None
+    launch_context = grant.launch_context or {}
     context: dict[str, Any] = {"user": user.username}
     if grant.patient_id is not None:
         context["patient"] = grant.patient_id
+    if isinstance(launch_context.get("encounter"), str):
+        context["encounter"] = launch_context["encounter"]
     if fhir_user is not None and ("fhirUser" in scopes or "openid" in scopes):
         context["fhirUser"] = fhir_user
     now = datetime.now(UTC)
@@ -163,7 +169,13 @@ def _issue(
     extra: dict[str, Any] = {}
     if grant.patient_id is not None:
         extra["patient"] = grant.patient_id
+        if "encounter" in context:
+            extra["encounter"] = context["encounter"]
+        if launch_context.get("fhirContext"):
+            extra["fhirContext"] = fhir_context_items(launch_context["fhirContext"])
+        # the gateway shows no patient banner around the app (context-banner) and styles none (context-style)
         extra["need_patient_banner"] = True
+        extra["smart_style_url"] = smart_style_url(settings)
     if any(s in REFRESH_SCOPES for s in (refresh_scope or scope).split()):
         refresh = credentials.new_token()
         launch_repo.add_refresh_token(

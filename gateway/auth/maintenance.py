@@ -1,5 +1,6 @@
 """Background upkeep of the authorization server: spent client-assertion jti values are deleted once their
-assertion has expired (they can no longer be replayed: an expired assertion is refused on its exp).
+assertion has expired (they can no longer be replayed: an expired assertion is refused on its exp), and so
+are EHR launches an hour after they expired (used or not, they open nothing any more).
 
 Registered with the worker loop (``gateway.background``); runs at most once a minute per process.
 """
@@ -8,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from gateway.background import register
 from gateway.core.config import Settings
 from gateway.db.engine import Engine, session_scope
 from gateway.db.repositories import assertions as assertion_repo
+from gateway.db.repositories import launch as launch_repo
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,7 @@ def delete_expired_jtis(engine: Engine, settings: Settings) -> bool:
     _last_run[0] = now
     with session_scope(engine) as session:
         deleted = assertion_repo.delete_expired(session, now=datetime.now(UTC))
+        launch_repo.delete_spent_launches(session, before=datetime.now(UTC) - timedelta(hours=1))
         session.commit()
     if deleted:
         log.info("expired assertion jti values deleted", extra={"count": deleted})

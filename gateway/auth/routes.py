@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from gateway.audit import trail
@@ -21,8 +21,6 @@ from gateway.deps import SessionDep, SettingsDep
 router = APIRouter(prefix="/auth", tags=["authorization"])
 #: discovery documents, at the root and under the FHIR base (included before the FHIR router)
 well_known_router = APIRouter(tags=["discovery"])
-#: DISC-8: discovery is readable from any origin (no credentials are involved)
-CORS_ANY = {"Access-Control-Allow-Origin": "*", "Vary": "Origin"}
 SMART_CONFIGURATION_PATHS = ("/.well-known/smart-configuration", "/fhir/.well-known/smart-configuration")
 
 
@@ -107,8 +105,9 @@ def token(
     operation_id="introspect",
     summary="Token introspection (RFC 7662 with SMART fields)",
     description="Form body `token=<access token>`. The caller authenticates with `Authorization: Bearer "
-    "<its own active access token>` or with client_secret_basic; a client sees only its own tokens (admin "
-    'clients: any). Inactive, unknown or foreign tokens answer exactly `{"active": false}`.',
+    "<its own active access token>`, with client_secret_basic or with a private_key_jwt client assertion "
+    "(`client_assertion_type`, `client_assertion`); a client sees only its own tokens (admin clients: any). "
+    'Inactive, unknown or foreign tokens answer exactly `{"active": false}`.',
     responses={400: {"model": OAuthErrorResponse}, 401: {"model": OAuthErrorResponse}},
     openapi_extra={
         "requestBody": {
@@ -118,7 +117,12 @@ def token(
                     "schema": {
                         "type": "object",
                         "required": ["token"],
-                        "properties": {"token": {"type": "string"}, "token_type_hint": {"type": "string"}},
+                        "properties": {
+                            "token": {"type": "string"},
+                            "token_type_hint": {"type": "string"},
+                            "client_assertion_type": {"type": "string"},
+                            "client_assertion": {"type": "string"},
+                        },
                     }
                 }
             },
@@ -145,17 +149,7 @@ def introspect(
 
 
 def _smart_configuration(settings: SettingsDep) -> JSONResponse:
-    return JSONResponse(discovery.smart_configuration(settings), headers=CORS_ANY)
-
-
-def _preflight(request: Request) -> Response:
-    headers = {
-        **CORS_ANY,
-        "Access-Control-Allow-Methods": "GET, OPTIONS",
-        "Access-Control-Allow-Headers": request.headers.get("access-control-request-headers", "*"),
-        "Access-Control-Max-Age": "86400",
-    }
-    return Response(status_code=204, headers=headers)
+    return JSONResponse(discovery.smart_configuration(settings))  # CORS: gateway.auth.cors (any origin)
 
 
 for _path in SMART_CONFIGURATION_PATHS:
@@ -169,7 +163,6 @@ for _path in SMART_CONFIGURATION_PATHS:
         operation_id="smart_configuration" + ("_fhir" if _path.startswith("/fhir") else ""),
         response_class=JSONResponse,
     )
-    well_known_router.add_api_route(_path, _preflight, methods=["OPTIONS"], include_in_schema=False)
 
 
 @well_known_router.get(
@@ -179,9 +172,4 @@ for _path in SMART_CONFIGURATION_PATHS:
     response_class=JSONResponse,
 )
 def openid_configuration(settings: SettingsDep) -> JSONResponse:
-    return JSONResponse(discovery.openid_configuration(settings), headers=CORS_ANY)
-
-
-well_known_router.add_api_route(
-    "/.well-known/openid-configuration", _preflight, methods=["OPTIONS"], include_in_schema=False
-)
+    return JSONResponse(discovery.openid_configuration(settings))

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import re
 
-from gateway.auth import credentials
-from gateway.core.errors import ConflictError, GatewayError, NotFoundError
+from gateway.auth import credentials, known_clinics
+from gateway.core.errors import ConflictError, GatewayError
 from gateway.core.ids import resource_id
 from gateway.db.engine import Session
-from gateway.db.repositories import clinics as clinic_repo
 from gateway.db.repositories import users as user_repo
 from gateway.db.tables import UserRow, utcnow
 from mappings.practitioner import KIND as PRACTITIONER_KIND
@@ -48,12 +47,7 @@ def create_user(
         raise InvalidUserError(f"password: {PASSWORD_MIN} to {PASSWORD_MAX} characters")
     if not clinic_slugs:
         raise InvalidUserError("a user belongs to at least one clinic")
-    clinic_pks = []
-    for slug in dict.fromkeys(clinic_slugs):
-        clinic = clinic_repo.get_clinic(session, slug=slug)
-        if clinic is None or clinic.id is None:
-            raise NotFoundError(f"clinic {slug} is not known")
-        clinic_pks.append(clinic.id)
+    pks = known_clinics.clinic_pks(session, clinic_slugs)
     if user_repo.get_user(session, username=username) is not None:
         raise ConflictError(f"user {username} exists")
     fhir_user = None
@@ -66,7 +60,7 @@ def create_user(
         fhir_user=fhir_user,
         created_at=utcnow(),
     )
-    user_repo.add_user(session, user=user, clinic_pks=clinic_pks)
+    user_repo.add_user(session, user=user, clinic_pks=pks)
     session.commit()
     return user
 

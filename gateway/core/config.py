@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     backend_token_lifetime_seconds: int = Field(default=300, ge=60, le=3600)
     #: SMART App Launch: authorization codes are single use and live this long (SMART: about 60 s)
     authorization_code_lifetime_seconds: int = Field(default=60, ge=5, le=600)
+    #: SMART EHR launch: a minted ``launch`` value (``kap-gateway launch create``) is single use and lives this long
+    ehr_launch_lifetime_seconds: int = Field(default=300, ge=30, le=3600)
+    #: CORS: browser origins allowed at /auth/token, /auth/revoke and /fhir besides those of registered apps
+    #: (the origins of their redirect and launch URLs); JSON list, e.g. ["https://viewer.example.org"]
+    cors_allowed_origins: list[str] = Field(default_factory=list)
+    #: AuditEvents older than this many days are deleted by the background worker (0: keep them all);
+    #: the default, 6 years, is HIPAA's retention period for required documentation (45 CFR 164.316(b)(2))
+    audit_retention_days: int = Field(default=6 * 365, ge=0, le=100 * 365)
     #: test mode: /auth/authorize approves at once, as ``launch_auto_approve_user``, without login or consent
     #: page, so headless SMART clients can run; refused in production
     launch_auto_approve: bool = False
@@ -109,6 +117,15 @@ class Settings(BaseSettings):
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
         return url
 
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            parts = urlsplit(origin)
+            if parts.scheme not in ("https", "http") or not parts.hostname or origin != origin_of(origin):
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], no path or slash)")
+        return origins
+
     @model_validator(mode="after")
     def _no_default_secrets_in_production(self) -> Settings:
         if self.launch_auto_approve and not self.launch_auto_approve_user:
@@ -142,6 +159,18 @@ class Settings(BaseSettings):
         if not self.database_url.startswith(prefix) or ":memory:" in self.database_url:
             return None
         return Path(self.database_url[len(prefix) :].split("?", 1)[0])
+
+
+def origin_of(url: str) -> str:
+    """The web origin of a URL (RFC 6454): ``scheme://host[:port]``, lowercase, the default port dropped."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    default = {"https": 443, "http": 80}.get(scheme)
+    return f"{scheme}://{host}" + (f":{port}" if port is not None and port != default else "")
 
 
 @lru_cache

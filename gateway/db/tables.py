@@ -70,6 +70,8 @@ class ClientRow(SQLModel, table=True):
     jwks_uri: str | None = Field(default=None, max_length=500)
     scopes: str = Field(default="", max_length=2000)
     redirect_uris: str = Field(default="", max_length=2000)
+    #: app clients: the URL an EHR launch opens (``?iss=...&launch=...``); None = no EHR launch
+    launch_url: str | None = Field(default=None, max_length=2000)
     disabled: bool = Field(default=False)
     created_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
 
@@ -433,10 +435,34 @@ class AuthorizationCodeRow(SQLModel, table=True):
     code_challenge: str = Field(max_length=128)
     nonce: str | None = Field(default=None, max_length=255)
     patient_id: str | None = Field(default=None, max_length=64)
+    #: EHR launch context beyond the patient: {"encounter": id, "fhirContext": [...]} (migration 0010)
+    launch_context: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
     expires_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False, index=True))
     used_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime(), nullable=True))
     revoked: bool = Field(default=False)
+
+
+class EhrLaunchRow(SQLModel, table=True):
+    """An EHR launch minted by an operator (``kap-gateway launch create``, ``POST /admin/launches``): the
+    opaque ``launch`` value (stored by hash) an app brings to /auth/authorize, bound to the app and its
+    clinic, with the context it opens. Single use (``used_at``), short-lived."""
+
+    __tablename__ = "ehr_launch"
+
+    id: int | None = Field(default=None, primary_key=True)
+    launch_hash: str = Field(max_length=64, unique=True)
+    client_pk: int = Field(foreign_key="client.id", index=True, ondelete="CASCADE")
+    clinic_pk: int = Field(foreign_key="clinic.id", ondelete="CASCADE")
+    patient_id: str = Field(max_length=64)
+    encounter_id: str | None = Field(default=None, max_length=64)
+    #: further resources of the launch (SMART 2.2 ``fhirContext``): relative references ``Type/id``
+    fhir_context: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    #: the clinician the launch is for (only this user may sign in to it); None = any user of the clinic
+    user_pk: int | None = Field(default=None, foreign_key="app_user.id", ondelete="CASCADE")
+    created_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
+    expires_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False, index=True))
+    used_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime(), nullable=True))
 
 
 class GrantTokenRow(SQLModel, table=True):

@@ -6,7 +6,8 @@ independent SMART clients over real HTTP:
   cookie jar), then the client exchanges the code, refreshes, and reads the patient with its R4 models.
 * the SMART JS client (npm ``fhirclient``, tools/smart-client/launch.js on Node), headless against a
   gateway in auto-approve test mode: as a public client and as a confidential-asymmetric client
-  (private_key_jwt, RS384).
+  (private_key_jwt, RS384), and in an EHR launch (a launch minted at /admin/launches, opened as the app's
+  launch URL with ``iss`` and ``launch``).
 
 Every id_token is verified against the gateway's /auth/jwks with joserfc.
 """
@@ -29,16 +30,25 @@ from sqlmodel import Session
 from support.launch import PASSWORD, PATIENT, hidden_inputs, patient_id
 from support.live_gateway import REPO_ROOT, LiveGateway
 
-from gateway.auth.clients import create_clinic, create_clinic_client
+from gateway.auth.clients import create_admin_client, create_clinic, create_clinic_client
 from gateway.auth.launch_clients import create_app_client
 from gateway.auth.users import create_user
 from gateway.core.config import Settings
+from gateway.core.ids import resource_id
 from gateway.db.engine import make_engine
 
 pytestmark = pytest.mark.integration
 
 TOOL = REPO_ROOT / "tools" / "smart-client"
 REDIRECT_URI = "https://app.test/callback"
+LAUNCH_URL = "https://app.test/launch"
+SESSION = {
+    "patient_id": "p-1",
+    "kind": "integration",
+    "start": "2026-11-09T10:00:00Z",
+    "end": "2026-11-09T11:00:00Z",
+    "status": "completed",
+}
 SLUG = "clinic-a"
 
 
@@ -49,6 +59,8 @@ class Seeded:
     rs384_app: str
     rs384_private_jwk: dict
     practitioner_url: str
+    ehr_app: str
+    admin: tuple[str, str]
 
     @property
     def fhir_base(self) -> str:
@@ -81,6 +93,16 @@ def _seed(database_url: str, gateway: LiveGateway) -> Seeded:
                 scope=scope,
                 jwks={"keys": [key.as_dict(private=False)]},
             )
+            ehr_app = create_app_client(
+                session,
+                clinic_slug=SLUG,
+                name="EHR-launched app",
+                redirect_uris=[REDIRECT_URI],
+                scope="launch openid fhirUser patient/*.rs",
+                public=True,
+                launch_url=LAUNCH_URL,
+            )
+            admin = create_admin_client(session, name="EHR integration")
     finally:
         engine.dispose()
     token = httpx.post(
@@ -100,14 +122,16 @@ def _seed(database_url: str, gateway: LiveGateway) -> Seeded:
         f"{gateway.base_url}/api/v1/practitioners/pr-1", json={"name": "Dr A Clinician"}, headers=headers
     )
     assert put.status_code in (200, 201), put.text
-    from gateway.core.ids import resource_id
-
+    put = httpx.put(f"{gateway.base_url}/api/v1/sessions/s-1", json=SESSION, headers=headers)
+    assert put.status_code in (200, 201), put.text
     return Seeded(
         gateway=gateway,
         public_app=public.client_id,
         rs384_app=rs384.client_id,
         rs384_private_jwk=dict(key.as_dict(private=True)),
         practitioner_url=f"{gateway.base_url}/fhir/Practitioner/{resource_id(SLUG, 'practitioners', 'pr-1')}",
+        ehr_app=ehr_app.client_id,
+        admin=(admin.client_id, admin.client_secret),
     )
 
 
@@ -207,12 +231,16 @@ def run_js_client(seeded: Seeded, **options: object) -> dict:
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
-    arguments = {"serverUrl": seeded.fhir_base, "redirectUri": REDIRECT_URI, **options}
-    done = subprocess.run(
-        ["node", str(TOOL / "launch.js"), json.dumps(arguments)], capture_output=True, text=True, timeout=120
-    )
+    done = run_js_client_raw(seeded, **options)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+def run_js_client_raw(seeded: Seeded, **options: object) -> subprocess.CompletedProcess[str]:
+    arguments = {"serverUrl": seeded.fhir_base, "redirectUri": REDIRECT_URI, **options}
+    return subprocess.run(
+        ["node", str(TOOL / "launch.js"), json.dumps(arguments)], capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.mark.parametrize("client_type", ["public", "confidential-asymmetric"])
@@ -247,3 +275,48 @@ def test_js_fhirclient_headless_standalone_launch(auto_gateway: Seeded, client_t
     if fhir_api:
         assert result["patient"]["resourceType"] == "Patient"
         assert result["patient"]["id"] == patient_id(SLUG, "p-2")
+
+
+def test_js_fhirclient_headless_ehr_launch(auto_gateway: Seeded) -> None:
+    """AUTHZ-7 end to end: the EHR (an admin token at /admin/launches) mints a launch for patient p-1 and an
+    encounter, the app is opened at its launch URL with iss and launch, fhirclient authorizes (adding the
+    launch scope), exchanges the code and reads the launch patient."""
+    base = auto_gateway.gateway.base_url
+    admin_token = httpx.post(
+        base + "/auth/token", data={"grant_type": "client_credentials"}, auth=auto_gateway.admin
+    ).json()["access_token"]
+    encounter = resource_id(SLUG, "sessions", "s-1")
+    minted = httpx.post(
+        base + "/admin/launches",
+        json={"client_id": auto_gateway.ehr_app, "patient": patient_id(SLUG, "p-1"), "encounter": encounter},
+        headers={"Authorization": f"Bearer {admin_token}"},
+    )
+    assert minted.status_code == 201, minted.text
+    launch = minted.json()
+    assert launch["launch_url"].startswith(LAUNCH_URL + "?") and launch["iss"] == auto_gateway.fhir_base
+    fhir_api = fhir_server_answers(auto_gateway)
+    result = run_js_client(
+        auto_gateway,
+        clientId=auto_gateway.ehr_app,
+        scope="openid fhirUser patient/*.rs",  # fhirclient adds "launch" for an EHR launch
+        launchUrl=launch["launch_url"],
+        readPatient=fhir_api,
+    )
+    assert f"launch={launch['launch']}" in result["authorizeUrl"]
+    token = result["tokenResponse"]
+    # the launch's patient, not the auto-approve patient (p-2)
+    assert token["patient"] == patient_id(SLUG, "p-1") == result["patientId"]
+    assert token["encounter"] == encounter == result["encounterId"]
+    assert "launch" in token["scope"].split() and token["need_patient_banner"] is True
+    style = httpx.get(token["smart_style_url"])
+    assert style.status_code == 200 and style.headers["content-type"].startswith("application/json")
+    if fhir_api:
+        assert result["patient"]["resourceType"] == "Patient"
+        assert result["patient"]["id"] == patient_id(SLUG, "p-1")
+    again = run_js_client_raw(
+        auto_gateway,
+        clientId=auto_gateway.ehr_app,
+        scope="openid fhirUser patient/*.rs",
+        launchUrl=launch["launch_url"],
+    )
+    assert again.returncode != 0 and "invalid_request" in again.stderr  # a launch is single use

@@ -1,10 +1,13 @@
-// A headless SMART App Launch (standalone, authorization code + PKCE S256) with the SMART JS client
+// A headless SMART App Launch (standalone or EHR, authorization code + PKCE S256) with the SMART JS client
 // (npm fhirclient), run by the gateway's integration tests against a live gateway in auto-approve mode.
 //
 // Input: one JSON object as the first argument:
-//   {serverUrl, clientId, redirectUri, scope, clientSecret?, clientPrivateJwk?, readPatient?, refresh?}
-// Output (stdout): JSON {authorizeUrl, tokenResponse, patientId, idToken, fhirUser, patient?, refreshed? |
-//   refreshError?}.
+//   {serverUrl, clientId, redirectUri, scope, clientSecret?, clientPrivateJwk?, readPatient?, refresh?,
+//    launchUrl?}
+// With launchUrl (the app launch URL an EHR opens, with iss and launch) it is an EHR launch: fhirclient
+// takes iss and launch from that URL, as it does in a browser.
+// Output (stdout): JSON {authorizeUrl, tokenResponse, patientId, encounterId, idToken, fhirUser, patient?,
+//   refreshed? | refreshError?}.
 // fhirclient runs on Node with its NodeAdapter; the "browser" is this script: it follows the authorize
 // redirect itself and hands the callback URL back to fhirclient with the same server-side session.
 "use strict";
@@ -35,9 +38,9 @@ function fakeResponse() {
 async function main() {
   const input = JSON.parse(process.argv[2]);
   const session = {};
-  const launchUrl = new URL("/launch", input.redirectUri).href;
+  const launchUrl = input.launchUrl || new URL("/launch", input.redirectUri).href;
   const authorizeUrl = await smart(fakeRequest(launchUrl, session), fakeResponse()).authorize({
-    iss: input.serverUrl,
+    iss: input.launchUrl ? undefined : input.serverUrl,
     clientId: input.clientId,
     redirectUri: input.redirectUri,
     scope: input.scope,
@@ -57,6 +60,7 @@ async function main() {
     authorizeUrl,
     tokenResponse: client.state.tokenResponse,
     patientId: client.patient.id,
+    encounterId: client.encounter.id,
     idToken: client.getIdToken(),
     fhirUser: client.getFhirUser(),
   };

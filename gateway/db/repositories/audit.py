@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, delete, select
 
 from gateway.db.tables import AuditEventRow
 
@@ -51,3 +51,11 @@ def search_events(session: Session, *, query: AuditQuery) -> list[AuditEventRow]
         statement = statement.where(col(AuditEventRow.id) < query.before_id)
     statement = statement.order_by(col(AuditEventRow.id).desc()).limit(query.limit)
     return list(session.exec(statement))
+
+
+def delete_recorded_before(session: Session, *, before: datetime, limit: int) -> int:
+    """Deletes at most ``limit`` events recorded before ``before`` (one statement, by the recorded index);
+    returns how many."""
+    batch = select(AuditEventRow.id).where(col(AuditEventRow.recorded) < before).limit(limit)
+    result = session.exec(delete(AuditEventRow).where(col(AuditEventRow.id).in_(batch)))
+    return int(result.rowcount or 0)

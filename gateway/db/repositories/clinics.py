@@ -48,3 +48,18 @@ def list_clients(session: Session) -> list[ClientRow]:
 def granted_clinic_pks(session: Session, *, client_pk: int) -> list[int]:
     rows = session.exec(select(ClientClinicRow.clinic_pk).where(ClientClinicRow.client_pk == client_pk))
     return sorted(rows)
+
+
+def app_client_urls(session: Session) -> list[str]:
+    """The redirect URIs and launch URLs of every enabled app client (their origins may call from browsers)."""
+    rows = session.exec(
+        select(ClientRow.redirect_uris, ClientRow.launch_url).where(
+            ClientRow.kind == "app", col(ClientRow.disabled).is_(False)
+        )
+    )
+    urls: list[str] = []
+    for redirect_uris, launch_url in rows:
+        urls.extend(redirect_uris.split())
+        if launch_url:
+            urls.append(launch_url)
+    return urls

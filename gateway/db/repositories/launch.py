@@ -1,16 +1,17 @@
 """SMART App Launch storage: authorization codes (grants), their tokens, refresh tokens, signing keys,
-and the patients a consent page may offer."""
+EHR launches, and the patients a consent page may offer."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import Session, col, select, update
+from sqlmodel import Session, col, delete, select, update
 
 from gateway.db.tables import (
     AccessTokenRow,
     AuthorizationCodeRow,
     ClientRow,
+    EhrLaunchRow,
     GrantTokenRow,
     RefreshTokenRow,
     ResourceRow,
@@ -171,14 +172,62 @@ def patient_choices(session: Session, *, clinic_pk: int, limit: int) -> list[tup
 
 
 def patient_in_clinic(session: Session, *, clinic_pk: int, patient_id: str) -> bool:
+    return resource_in_clinic(session, clinic_pk=clinic_pk, resource_type="Patient", resource_id=patient_id)
+
+
+def resource_in_clinic(session: Session, *, clinic_pk: int, resource_type: str, resource_id: str) -> bool:
+    """Whether the clinic holds a current (not deleted) resource of this type and id."""
     return (
-        session.exec(
-            select(ResourceRow.id).where(
-                ResourceRow.clinic_pk == clinic_pk,
-                ResourceRow.resource_type == "Patient",
-                ResourceRow.resource_id == patient_id,
-                col(ResourceRow.deleted).is_(False),
-            )
-        ).first()
+        resource_content(session, clinic_pk=clinic_pk, resource_type=resource_type, resource_id=resource_id)
         is not None
     )
+
+
+def resource_content(
+    session: Session, *, clinic_pk: int, resource_type: str, resource_id: str
+) -> bytes | None:
+    """The stored JSON of the clinic's current (not deleted) resource of this type and id, or None."""
+    return session.exec(
+        select(ResourceRow.content).where(
+            ResourceRow.clinic_pk == clinic_pk,
+            ResourceRow.resource_type == resource_type,
+            ResourceRow.resource_id == resource_id,
+            col(ResourceRow.deleted).is_(False),
+        )
+    ).first()
+
+
+# --- EHR launches ---
+
+
+def add_ehr_launch(session: Session, *, launch: EhrLaunchRow) -> EhrLaunchRow:
+    session.add(launch)
+    session.flush()
+    return launch
+
+
+def use_ehr_launch(
+    session: Session, *, launch_hash: str, client_pk: int, now: datetime
+) -> EhrLaunchRow | None:
+    """The launch, marked used, if it is this client's, unused and unexpired; else None (nothing changes).
+
+    One UPDATE decides, so two authorization requests racing for one launch cannot both win."""
+    result = session.exec(
+        update(EhrLaunchRow)
+        .where(
+            col(EhrLaunchRow.launch_hash) == launch_hash,
+            col(EhrLaunchRow.client_pk) == client_pk,
+            col(EhrLaunchRow.used_at).is_(None),
+            col(EhrLaunchRow.expires_at) > now,
+        )
+        .values(used_at=now)
+    )
+    if result.rowcount != 1:
+        return None
+    return session.exec(select(EhrLaunchRow).where(EhrLaunchRow.launch_hash == launch_hash)).first()
+
+
+def delete_spent_launches(session: Session, *, before: datetime) -> int:
+    """Launches that expired before ``before`` (used or not) mean nothing any more."""
+    result = session.exec(delete(EhrLaunchRow).where(col(EhrLaunchRow.expires_at) < before))
+    return int(result.rowcount or 0)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 from sqlmodel import Session
-from support.smart import backend_token, register_ehr_client
+from support.smart import ASSERTION_TYPE, backend_token, register_ehr_client, sign_assertion
 
 from gateway.auth.clients import create_admin_client
 from gateway.db.tables import AccessTokenRow
@@ -126,3 +126,56 @@ def test_token_is_required(client, ehr) -> None:
 
 def test_advertised_in_well_known(client) -> None:
     assert client.get("/.well-known/smart-configuration").json()["introspection_endpoint"].endswith(URL)
+
+
+# --- private_key_jwt (INTRO-4, AL-8) ---
+
+TOKEN_URL = "http://testserver/auth/token"
+INTROSPECT_URL = "http://testserver" + URL
+
+
+def with_assertion(client, token: str, assertion: str, assertion_type: str = ASSERTION_TYPE):
+    form = {"token": token, "client_assertion_type": assertion_type, "client_assertion": assertion}
+    return client.post(URL, data=form, headers={"Accept": "application/json"})
+
+
+@pytest.mark.parametrize("audience", [TOKEN_URL, INTROSPECT_URL], ids=["aud-token", "aud-introspect"])
+def test_private_key_jwt_caller(client, ehr, audience) -> None:
+    token = backend_token(client, ehr, scope="system/Patient.rs")
+    response = with_assertion(client, token, sign_assertion(ehr, audience))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["active"] is True and body["client_id"] == ehr and body["scope"] == "system/Patient.rs"
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["replayed", "wrong-aud", "wrong-type", "unknown-client", "expired", "basic-and-assertion"],
+)
+def test_private_key_jwt_failures_are_401(client, ehr, case) -> None:
+    token = backend_token(client, ehr)
+    assertion = sign_assertion(ehr, TOKEN_URL)
+    if case == "replayed":
+        assert with_assertion(client, token, assertion).status_code == 200
+    elif case == "wrong-aud":
+        assertion = sign_assertion(ehr, "https://elsewhere.test/token")
+    elif case == "unknown-client":
+        assertion = sign_assertion("no-such-client", TOKEN_URL)
+    elif case == "expired":
+        assertion = sign_assertion(ehr, TOKEN_URL, lifetime=-120)
+    if case == "wrong-type":
+        response = with_assertion(client, token, assertion, "not_an_assertion_type")
+    elif case == "basic-and-assertion":
+        form = {"token": token, "client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion}
+        response = client.post(URL, data=form, auth=(ehr, "x"))
+    else:
+        response = with_assertion(client, token, assertion)
+    expected = (400, "invalid_request") if case == "basic-and-assertion" else (401, "invalid_client")
+    assert (response.status_code, response.json()["error"]) == expected
+    assert "active" not in response.json()
+
+
+def test_public_client_naming_itself_is_not_authenticated(client, ehr) -> None:
+    token = backend_token(client, ehr)
+    response = client.post(URL, data={"token": token, "client_id": ehr})
+    assert response.status_code == 401 and response.json()["error"] == "invalid_client"

@@ -205,7 +205,7 @@ def test_untrusted_client_or_redirect_gets_an_error_page(client, launch, overrid
         pytest.param({"scope": "system/*.rs"}, "invalid_scope", id="scope-not-registered"),
         pytest.param({"scope": "patient/Observation.dus"}, "invalid_scope", id="scope-malformed"),
         pytest.param({"scope": None}, "invalid_scope", id="no-scope"),
-        pytest.param({"launch": "xyz"}, "invalid_request", id="ehr-launch"),
+        pytest.param({"launch": "xyz"}, "invalid_request", id="launch-without-launch-scope"),
     ],
 )
 @pytest.mark.parametrize("method", ["GET", "POST"])
