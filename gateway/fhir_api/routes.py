@@ -65,7 +65,7 @@ def _use_case(
 ) -> T:
     settings: Settings = request.app.state.settings
     access = get_access(request, settings, authorization)
-    with session_scope(request.app.state.engine, read_only=True) as session:
+    with session_scope(request.app.state.engine, autocommit=True) as session:
         return call(session, access, settings)
 
 

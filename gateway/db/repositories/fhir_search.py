@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Result,
     Row,
     and_,
     false,
@@ -52,6 +53,14 @@ EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 
 #: an access rule: OR of conjunctions; ``[()]`` = unconstrained
 Access = Sequence[Conjunction]
+#: the largest ``resource.id`` a statement sees (built once: an alias copies every column of the table)
+_NEWEST = R.alias("newest")
+HIGH_WATER = select(func.max(_NEWEST.c.id)).scalar_subquery().label("high_water")
+
+
+def _all(result: Result[Any]) -> list[Row[Any]]:
+    """Every row in one driver call (iterating fetches row by row: a call and a check per row)."""
+    return cast(list[Row[Any]], result.all())
 
 
 def high_water(session: Session) -> int:
@@ -193,7 +202,7 @@ def search_page(
     with_high_water: bool = False,
 ) -> list[Row[Any]]:
     """Up to ``limit`` matching current resources after ``after``, in sort order; each row has ``id``,
-    ``resource_type``, ``resource_id``, ``content``, ``version_id``, ``last_updated`` and ``sort_value``;
+    ``resource_type``, ``resource_id``, ``content`` and ``sort_value``;
     ``with_high_water`` adds ``high_water``, the largest ``resource.id`` the same statement saw (so a first
     page costs one round trip)."""
     if not clinic_pks:
@@ -202,10 +211,9 @@ def search_page(
         resource_type, clinic_pks=clinic_pks, clauses=clauses, access=access, high_water=high_water, pks=pks
     )
     key = _sort_expression(resource_type, sort)
-    columns = [R.c.id, R.c.resource_type, R.c.resource_id, R.c.content, R.c.version_id, R.c.last_updated]
+    columns = [R.c.id, R.c.resource_type, R.c.resource_id, R.c.content]
     if with_high_water:
-        newest = R.alias("newest")
-        columns.append(select(func.max(newest.c.id)).scalar_subquery().label("high_water"))
+        columns.append(HIGH_WATER)
     if key is None:
         query = select(*columns, literal(None).label("sort_value"))
         if after is not None:
@@ -221,7 +229,7 @@ def search_page(
             else:
                 filters.append(or_(key > bound, and_(key == bound, R.c.id > after.pk)))
         order = [key.desc(), R.c.id.desc()] if sort.descending else [key, R.c.id]
-    return list(session.connection().execute(query.where(*filters).order_by(*order).limit(limit)))
+    return _all(session.connection().execute(query.where(*filters).order_by(*order).limit(limit)))
 
 
 def count_matches(
@@ -322,7 +330,7 @@ def instance_history(
         query = query.where(V.c.last_updated >= since)
     if before_version is not None:
         query = query.where(V.c.version_id < before_version)
-    return list(session.connection().execute(query.order_by(V.c.version_id.desc()).limit(limit)))
+    return _all(session.connection().execute(query.order_by(V.c.version_id.desc()).limit(limit)))
 
 
 def type_history(
@@ -361,7 +369,7 @@ def type_history(
         query = query.where(V.c.last_updated >= since)
     if before is not None:
         query = query.where(V.c.id < before)
-    return list(session.connection().execute(query.order_by(V.c.id.desc()).limit(limit)))
+    return _all(session.connection().execute(query.order_by(V.c.id.desc()).limit(limit)))
 
 
 def version_high_water(session: Session) -> int:
