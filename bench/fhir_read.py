@@ -34,12 +34,11 @@ import os
 import pickle
 import random
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter, namedtuple
+from collections import namedtuple
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -50,8 +49,8 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.concurrency import Connection  # noqa: E402
 from bench.ingest import Gateway, free_port, postgres_database, wait_until_up  # noqa: E402
+from bench.load import run_clients  # noqa: E402
 
 BASE_PATIENTS = 100
 BaseRow = namedtuple("BaseRow", "resource_type resource_id version_id last_updated content content_hash")
@@ -309,33 +308,10 @@ def raw_request(port: int, token: str, path: str) -> bytes:
 
 
 async def load(port: int, token: str, paths: list[str], clients: int, seconds: float) -> dict:
-    latencies: list[float] = []
-    statuses: Counter[int] = Counter()
     requests = [raw_request(port, token, p) for p in paths]
-    deadline = time.perf_counter() + seconds
-
-    async def client(index: int) -> None:
-        n = index * 7
-        async with Connection(port) as connection:
-            while time.perf_counter() < deadline:
-                n += 1
-                started = time.perf_counter()
-                status, _ = await connection.request(requests[n % len(requests)])
-                latencies.append(time.perf_counter() - started)
-                statuses[status] += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client(i) for i in range(clients)))
-    elapsed = time.perf_counter() - started
-    q = statistics.quantiles(latencies, n=100, method="inclusive")
-    return {
-        "requests": len(latencies),
-        "requests_per_s": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(q[49] * 1000, 2),
-        "p95_ms": round(q[94] * 1000, 2),
-        "p99_ms": round(q[98] * 1000, 2),
-        "statuses": {str(k): v for k, v in sorted(statuses.items())},
-    }
+    return await run_clients(
+        port, clients, seconds, lambda index, k: requests[(index * 7 + k + 1) % len(requests)]
+    )
 
 
 class BareServer:
