@@ -17,6 +17,7 @@ from sqlalchemy import (
     Result,
     Row,
     and_,
+    bindparam,
     false,
     func,
     literal,
@@ -299,25 +300,37 @@ def referenced_by_compartment(
 # --- read, vread, history -------------------------------------------------------------------------------
 
 
+#: the read and vread statements, built once with bound parameters (their cache keys are memoized on the
+#: statement objects, so a read neither builds nor keys a statement)
+_CURRENT_ROW = select(
+    R.c.id,
+    R.c.clinic_pk,
+    R.c.resource_type,
+    R.c.resource_id,
+    R.c.version_id,
+    R.c.last_updated,
+    R.c.content,
+    R.c.deleted,
+).where(R.c.resource_type == bindparam("resource_type"), R.c.resource_id == bindparam("resource_id"))
+_VERSION_ROW = select(V.c.version_id, V.c.last_updated, V.c.content, V.c.deleted).where(
+    V.c.resource_pk == bindparam("resource_pk"), V.c.version_id == bindparam("version_id")
+)
+
+
 def current_row(session: Session, *, resource_type: str, resource_id: str) -> Any:
-    query = select(
-        R.c.id,
-        R.c.clinic_pk,
-        R.c.resource_type,
-        R.c.resource_id,
-        R.c.version_id,
-        R.c.last_updated,
-        R.c.content,
-        R.c.deleted,
-    ).where(R.c.resource_type == resource_type, R.c.resource_id == resource_id)
-    return session.connection().execute(query).first()
+    return (
+        session.connection()
+        .execute(_CURRENT_ROW, {"resource_type": resource_type, "resource_id": resource_id})
+        .first()
+    )
 
 
 def version_row(session: Session, *, resource_pk: int, version_id: int) -> Any:
-    query = select(V.c.version_id, V.c.last_updated, V.c.content, V.c.deleted).where(
-        V.c.resource_pk == resource_pk, V.c.version_id == version_id
+    return (
+        session.connection()
+        .execute(_VERSION_ROW, {"resource_pk": resource_pk, "version_id": version_id})
+        .first()
     )
-    return session.connection().execute(query).first()
 
 
 def instance_history(
