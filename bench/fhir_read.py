@@ -10,7 +10,7 @@ gateway answered (the ceiling: HTTP, routing, the event loop). Both get the same
 * ``search-date``: ``GET /fhir/Encounter?patient={id}&date=ge2026-01-01``.
 
 Requests rotate over 200 patients; clients keep their connections alive (the small asyncio HTTP/1.1 client
-of bench/concurrency.py, so the load generator is not the bottleneck).
+of bench/load.py, so the load generator is not the bottleneck).
 
 Loading: the demo generator's first 100 patients go through the real records service once (mapping,
 validation, store) into a scratch SQLite file; the loader then copies that clinic as many times as needed,
@@ -21,6 +21,8 @@ the store computes them, with each copy's ids; the indexes are built after the C
 searches run over all patients.
 
     python bench/fhir_read.py [--sizes 1000 10000] [--seconds 8] [--clients 1 8 32]
+    python bench/fhir_read.py --reuse-database PREFIX [--load-only]   # load each size once, reuse it
+    python bench/fhir_read.py --drop-reused PREFIX                    # drop PREFIX_<size> when done
 
 Prints a table, writes bench/results/fhir_read.json.
 """
