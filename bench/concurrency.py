@@ -22,13 +22,10 @@ import argparse
 import asyncio
 import json
 import os
-import re
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 import orjson
@@ -37,10 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.ingest import Gateway, bench_database, free_port, wait_until_up  # noqa: E402
+from bench.load import run_clients  # noqa: E402
 from gateway.clinic_api.examples import RECORD_EXAMPLES  # noqa: E402
 
 PATIENT = RECORD_EXAMPLES["patients"][1]
-LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
 
 
 class BareServer:
@@ -86,27 +83,6 @@ def serve_bare(port: int, workdir: Path) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-class Connection:
-    """One keep-alive HTTP/1.1 connection; responses must carry Content-Length (uvicorn's do)."""
-
-    def __init__(self, port: int):
-        self.port = port
-
-    async def __aenter__(self) -> Connection:
-        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.writer.close()
-
-    async def request(self, raw: bytes) -> tuple[int, bytes]:
-        self.writer.write(raw)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        match = LENGTH.search(head)
-        body = await self.reader.readexactly(int(match.group(1))) if match else b""
-        return int(head[9:12]), body
-
-
 def get_request(port: int, token: str, external_id: str) -> bytes:
     return (
         f"GET /api/v1/patients/{external_id} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
@@ -124,39 +100,14 @@ def put_request(port: int, token: str, external_id: str, n: int) -> bytes:
 
 
 async def load(port: int, token: str, op: str, clients: int, seconds: float) -> dict:
-    latencies: list[float] = []
-    statuses: Counter[int] = Counter()
-    deadline = time.perf_counter() + seconds
+    first = int(time.time() * 1000) % 1_000_000  # a fresh phone number for every PUT of every run
 
-    async def client(index: int) -> None:
-        n = index * 1_000_000 + int(time.time() * 1000) % 1_000_000
-        async with Connection(port) as connection:
-            while time.perf_counter() < deadline:
-                n += 1
-                raw = (
-                    get_request(port, token, "bench-0")
-                    if op == "GET"
-                    else put_request(port, token, f"bench-{index}", n)
-                )
-                started = time.perf_counter()
-                status, _ = await connection.request(raw)
-                latencies.append(time.perf_counter() - started)
-                statuses[status] += 1
+    def request_for(index: int, k: int) -> bytes:
+        if op == "GET":
+            return get_request(port, token, "bench-0")
+        return put_request(port, token, f"bench-{index}", index * 1_000_000 + first + k + 1)
 
-    started = time.perf_counter()
-    await asyncio.gather(*(client(i) for i in range(clients)))
-    elapsed = time.perf_counter() - started
-    quantiles = statistics.quantiles(latencies, n=100, method="inclusive")
-    return {
-        "requests": len(latencies),
-        "requests_per_s": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(quantiles[49] * 1000, 2),
-        "p95_ms": round(quantiles[94] * 1000, 2),
-        "p99_ms": round(quantiles[98] * 1000, 2),
-        "max_ms": round(max(latencies) * 1000, 2),
-        "statuses": {str(k): v for k, v in sorted(statuses.items())},
-        "5xx": sum(v for k, v in statuses.items() if k >= 500),
-    }
+    return await run_clients(port, clients, seconds, request_for)
 
 
 def run_backend(backend: str, clients: list[int], seconds: float) -> list[dict]:

@@ -10,7 +10,7 @@ gateway answered (the ceiling: HTTP, routing, the event loop). Both get the same
 * ``search-date``: ``GET /fhir/Encounter?patient={id}&date=ge2026-01-01``.
 
 Requests rotate over 200 patients; clients keep their connections alive (the small asyncio HTTP/1.1 client
-of bench/concurrency.py, so the load generator is not the bottleneck).
+of bench/load.py, so the load generator is not the bottleneck).
 
 Loading: the demo generator's first 100 patients go through the real records service once (mapping,
 validation, store) into a scratch SQLite file; the loader then copies that clinic as many times as needed,
@@ -21,6 +21,8 @@ the store computes them, with each copy's ids; the indexes are built after the C
 searches run over all patients.
 
     python bench/fhir_read.py [--sizes 1000 10000] [--seconds 8] [--clients 1 8 32]
+    python bench/fhir_read.py --reuse-database PREFIX [--load-only]   # load each size once, reuse it
+    python bench/fhir_read.py --drop-reused PREFIX                    # drop PREFIX_<size> when done
 
 Prints a table, writes bench/results/fhir_read.json.
 """
@@ -34,12 +36,11 @@ import os
 import pickle
 import random
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter, namedtuple
+from collections import namedtuple
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,8 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.concurrency import Connection  # noqa: E402
 from bench.ingest import Gateway, free_port, postgres_database, wait_until_up  # noqa: E402
+from bench.load import run_clients  # noqa: E402
 
 BASE_PATIENTS = 100
 BaseRow = namedtuple("BaseRow", "resource_type resource_id version_id last_updated content content_hash")
@@ -309,33 +310,10 @@ def raw_request(port: int, token: str, path: str) -> bytes:
 
 
 async def load(port: int, token: str, paths: list[str], clients: int, seconds: float) -> dict:
-    latencies: list[float] = []
-    statuses: Counter[int] = Counter()
     requests = [raw_request(port, token, p) for p in paths]
-    deadline = time.perf_counter() + seconds
-
-    async def client(index: int) -> None:
-        n = index * 7
-        async with Connection(port) as connection:
-            while time.perf_counter() < deadline:
-                n += 1
-                started = time.perf_counter()
-                status, _ = await connection.request(requests[n % len(requests)])
-                latencies.append(time.perf_counter() - started)
-                statuses[status] += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client(i) for i in range(clients)))
-    elapsed = time.perf_counter() - started
-    q = statistics.quantiles(latencies, n=100, method="inclusive")
-    return {
-        "requests": len(latencies),
-        "requests_per_s": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(q[49] * 1000, 2),
-        "p95_ms": round(q[94] * 1000, 2),
-        "p99_ms": round(q[98] * 1000, 2),
-        "statuses": {str(k): v for k, v in sorted(statuses.items())},
-    }
+    return await run_clients(
+        port, clients, seconds, lambda index, k: requests[(index * 7 + k + 1) % len(requests)]
+    )
 
 
 class BareServer:
@@ -380,6 +358,69 @@ def serve_bare(port: int, workdir: Path) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
+def admin_url() -> str:
+    return os.environ.get("KAPGW_BENCH_POSTGRES_URL") or os.environ["KAPGW_TEST_POSTGRES_URL"]
+
+
+LOAD_MARK = "bench_fhir_read_load"
+
+
+def _database_url(admin: str, name: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return (
+        make_url(admin.replace("postgresql://", "postgresql+psycopg://", 1))
+        .set(database=name)
+        .render_as_string(hide_password=False)
+    )
+
+
+def reused_database(admin: str, name: str) -> tuple[str, dict | None]:
+    """The database ``name`` (``--reuse-database``): created if absent; with the load figures if it was fully
+    loaded by an earlier run (the loader writes them into ``bench_fhir_read_load`` as its last step), else
+    ``None`` (an interrupted load is dropped and started again)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(_database_url(admin, "postgres"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as c:
+        exists = c.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
+    url = _database_url(admin, name)
+    loaded = None
+    if exists:
+        db = create_engine(url)
+        with db.connect() as c:
+            if c.execute(text("SELECT to_regclass(:t)"), {"t": LOAD_MARK}).scalar() is not None:
+                loaded = c.execute(text(f"SELECT figures FROM {LOAD_MARK}")).scalar()
+        db.dispose()
+    if loaded is None:
+        with engine.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return url, (orjson.loads(loaded) if isinstance(loaded, str) else loaded)
+
+
+def mark_loaded(url: str, loaded: dict) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as c:
+        c.execute(text(f"CREATE TABLE {LOAD_MARK} (figures text NOT NULL)"))
+        c.execute(text(f"INSERT INTO {LOAD_MARK} VALUES (:f)"), {"f": json.dumps(loaded)})
+    engine.dispose()
+
+
+def drop_reused(admin: str, prefix: str, sizes: list[int]) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(_database_url(admin, "postgres"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as c:
+        for size in sizes:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{prefix}_{size}" WITH (FORCE)'))
+            print(f"dropped {prefix}_{size}")
+    engine.dispose()
+
+
 def run_size(
     patients: int,
     base: list[Any],
@@ -387,19 +428,34 @@ def run_size(
     clients: list[int],
     seconds: float,
     keep: bool = False,
+    reuse: str | None = None,
+    load_only: bool = False,
 ) -> dict:
     import httpx
 
-    admin = os.environ.get("KAPGW_BENCH_POSTGRES_URL") or os.environ["KAPGW_TEST_POSTGRES_URL"]
-    url, drop = postgres_database(admin)
+    admin = admin_url()
+    if reuse is not None:
+        url, loaded = reused_database(admin, f"{reuse}_{patients}")
+        keep = True
+        drop: Any = None
+    else:
+        url, drop = postgres_database(admin)
+        loaded = None
     rows: list[dict] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run([sys.executable, "-m", "gateway.cli", "db", "upgrade"], check=True, cwd=tmp,
-                           env={**os.environ, "KAPGW_DATABASE_URL": url}, capture_output=True)  # fmt: skip
-            print(f"loading {patients:,} patients")
-            loaded = load_copies(url, base, identifier_base, patients)
+            if loaded is None:
+                subprocess.run([sys.executable, "-m", "gateway.cli", "db", "upgrade"], check=True, cwd=tmp,
+                               env={**os.environ, "KAPGW_DATABASE_URL": url}, capture_output=True)  # fmt: skip
+                print(f"loading {patients:,} patients")
+                loaded = load_copies(url, base, identifier_base, patients)
+                if reuse is not None:
+                    mark_loaded(url, loaded)
+            else:
+                print(f"reusing {url.rsplit('/', 1)[-1]} (loaded earlier)")
             print(f"  {loaded}")
+            if load_only:
+                return {"load": loaded, "results": rows}
             token = ehr_token(url)
             with Gateway(url, Path(tmp)) as gateway:
                 http = httpx.Client(
@@ -432,7 +488,7 @@ def run_size(
                                 rows.append(row)
                                 print_row(row)
     finally:
-        if keep:
+        if keep or drop is None:
             print(f"  kept the database: {url}")
         else:
             drop()
@@ -497,7 +553,20 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--base-cache", help="a file to keep the mapped base clinic in between runs")
     parser.add_argument("--keep", action="store_true", help="keep the databases (prints their URLs)")
+    parser.add_argument(
+        "--reuse-database",
+        metavar="PREFIX",
+        help="load each size once into the database PREFIX_<size> and reuse it on later runs (kept: drop it "
+        "with --drop-reused PREFIX when done)",
+    )
+    parser.add_argument("--drop-reused", metavar="PREFIX", help="drop PREFIX_<size> for --sizes, then exit")
+    parser.add_argument(
+        "--load-only", action="store_true", help="with --reuse-database: load, do not measure"
+    )
     args = parser.parse_args()
+    if args.drop_reused:
+        drop_reused(admin_url(), args.drop_reused, args.sizes)
+        return
     cache = Path(args.base_cache) if args.base_cache else None
     if cache is not None and cache.is_file():
         base, identifier_base = pickle.loads(cache.read_bytes())
@@ -514,9 +583,20 @@ def main() -> None:
             cache.write_bytes(pickle.dumps((base, identifier_base)))
     print(HEADER)
     runs = {
-        size: run_size(size, base, identifier_base, args.clients, args.seconds, args.keep)
+        size: run_size(
+            size,
+            base,
+            identifier_base,
+            args.clients,
+            args.seconds,
+            args.keep,
+            args.reuse_database,
+            args.load_only,
+        )
         for size in args.sizes
     }
+    if args.load_only:
+        return
     rows = [row for run in runs.values() for row in run["results"]]
     print()
     print(markdown(rows))

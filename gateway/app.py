@@ -67,16 +67,18 @@ def create_app(settings: Settings | None = None, *, migrate_sqlite: bool = True)
     app.state.audit = audit
     install_error_handlers(app, translated=DATABASE_ERRORS, translate=busy_error)
     install_openapi(app, settings)
+    # Routes are matched one after the other, so the FHIR read path (the busiest) comes first; the other
+    # routers' prefixes (/auth, /admin, /api/v1) never overlap /fhir, so the order changes no match.
+    app.include_router(well_known_router)  # before the FHIR router: /fhir/.well-known/... is not a type
+    app.include_router(bulk_router)  # before the FHIR router: $export is not a {type}/{id}
+    app.include_router(fhir_router)  # after the bulk-export router, so {type}/{id} never takes $export
     app.include_router(auth_router)
     app.include_router(launch_router)
     app.include_router(ehr_launch_router)
     app.include_router(audit_router)
-    app.include_router(well_known_router)  # before the FHIR router: /fhir/.well-known/... is not a type
     app.include_router(clinic_router)
     app.include_router(sync_router)
     app.include_router(sync_admin_router)
-    app.include_router(bulk_router)  # before the FHIR router: $export is not a {type}/{id}
-    app.include_router(fhir_router)  # after the bulk-export router, so {type}/{id} never takes $export
     app.add_middleware(FhirAuditMiddleware)  # one AuditEvent per /fhir request
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.state.cors_origins = RegisteredOrigins(engine, settings)

@@ -24,7 +24,7 @@ from gateway.clinic_api.examples import RECORD_EXAMPLES, VALIDATION_ERROR_EXAMPL
 from gateway.core.config import Settings
 from gateway.core.json_body import JSON_MEDIA_TYPE, NDJSON_MEDIA_TYPES, describe_media_types
 from gateway.deps import get_clinic_scope, get_principal
-from gateway.fhir_api.routes import get_access
+from gateway.fhir_api.routes import fhir_bearer
 from mappings.records import ALL_KINDS, EXTERNAL_ID_PATTERN
 
 BEARER = "bearer"
@@ -96,7 +96,7 @@ def _document(
         _examples(responses, token_examples(settings))
         return
     clinic_records = _depends_on(dependant, get_clinic_scope)
-    bearer = _depends_on(dependant, get_principal) or _depends_on(dependant, get_access)
+    bearer = _depends_on(dependant, get_principal) or _depends_on(dependant, fhir_bearer)
     if clinic_records or bearer:
         scopes = [CLINIC_SCOPE] if clinic_records else []
         operation["security"] = [{BEARER: []}, {OAUTH2: scopes}]

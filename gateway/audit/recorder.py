@@ -1,11 +1,14 @@
 """Recording AuditEvents without slowing the request that causes them.
 
-``AuditRecorder.record`` only puts the entry on an in-memory queue; one writer thread per process takes
-what has queued and inserts it in one transaction per batch (at most ``batch_size`` events, at least every
-``interval_seconds``). So a FHIR read never waits for a write, and on SQLite a read request never takes
-the write lock: only the writer does, once per batch rather than once per event. The queue is bounded:
-when it is full, ``record`` waits for the writer (back pressure) rather than drop an event. ``flush``
-writes what is queued now (tests, shutdown); ``close`` flushes and stops the thread.
+``AuditRecorder.record`` only appends the entry to an in-memory queue; one writer thread per process
+takes what has queued and inserts it in one transaction per batch (at most ``batch_size`` events, at
+least every ``interval_seconds``). So a FHIR read never waits for a write, and on SQLite a read request
+never takes the write lock: only the writer does, once per batch rather than once per event. Appending
+wakes nobody (the writer looks every ``interval_seconds``, or at once when a full batch is waiting): a
+wake-up per event cost a GIL hand-off per request and batches of one under light load. The queue is
+bounded: when it is full, ``record`` waits for the writer (back pressure) rather than drop an event,
+and ``try_record`` (for the event loop) says so instead of waiting. ``flush`` writes what is queued now
+(tests, shutdown); ``close`` flushes and stops the thread.
 
 If the database refuses a batch, the batch is kept and retried after a pause; events are lost only if the
 process dies with events still queued (at most ``interval_seconds`` worth).
@@ -14,10 +17,10 @@ process dies with events still queued (at most ``interval_seconds`` worth).
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 import uuid
+from collections import deque
 from datetime import UTC, datetime
 
 import orjson
@@ -25,7 +28,6 @@ import orjson
 from gateway.audit.events import AuditEntry
 from gateway.db.engine import Engine, session_scope
 from gateway.db.repositories import audit as audit_repo
-from gateway.db.tables import AuditEventRow
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +54,12 @@ class AuditRecorder:
         self.batch_size = batch_size
         self.interval_seconds = interval_seconds
         self.retry_seconds = retry_seconds
-        self._queue: queue.Queue[AuditEntry] = queue.Queue(maxsize=max_queued)
+        self.max_queued = max_queued
+        self._queue: deque[AuditEntry] = deque()  # append/popleft are atomic: no lock on the request path
         self._pending: list[AuditEntry] = []  # taken from the queue, not yet written
         self._write_lock = threading.Lock()
+        self._wake = threading.Event()  # a full batch waits, or the recorder closes
+        self._room = threading.Condition()  # the writer made room (for ``record`` waiting on a full queue)
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -62,31 +67,37 @@ class AuditRecorder:
 
     def record(self, entry: AuditEntry) -> None:
         """Queues the event (waits only if the queue is full); the writer thread stores it."""
-        self._ensure_started()
-        self._queue.put(entry)
+        while not self.try_record(entry):
+            self._wake.set()
+            with self._room:
+                self._room.wait(timeout=self.interval_seconds)
 
     def try_record(self, entry: AuditEntry) -> bool:
         """Queues the event unless the queue is full (never waits: for the event loop)."""
-        self._ensure_started()
-        try:
-            self._queue.put_nowait(entry)
-        except queue.Full:
+        if self._thread is None:
+            self._ensure_started()
+        queued = len(self._queue)
+        if queued >= self.max_queued:
             return False
+        self._queue.append(entry)
+        if queued + 1 == self.batch_size:
+            self._wake.set()
         return True
 
     def flush(self) -> None:
         """Writes every event queued so far, in the calling thread."""
-        self._write_available(block=False)
+        self._write_available()
 
     def close(self) -> None:
         self._stopping.set()
+        self._wake.set()
         thread = self._thread
         if thread is not None:
             thread.join(timeout=10)
         try:
             self.flush()
         except Exception:
-            log.exception("audit events could not be written at shutdown (%d queued)", self._queue.qsize())
+            log.exception("audit events could not be written at shutdown (%d queued)", len(self._queue))
 
     def _ensure_started(self) -> None:
         if self._thread is not None or self._stopping.is_set():
@@ -98,48 +109,45 @@ class AuditRecorder:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
+            self._wake.wait(self.interval_seconds)
+            self._wake.clear()
             try:
-                self._write_available(block=True)
+                self._write_available()
             except Exception:
                 log.exception("audit batch not written; retrying")
                 time.sleep(self.retry_seconds)
 
-    def _write_available(self, *, block: bool) -> None:
-        if block:
-            try:
-                first = self._queue.get(timeout=self.interval_seconds)
-            except queue.Empty:
-                return
-            with self._write_lock:
-                self._pending.append(first)
+    def _write_available(self) -> None:
         with self._write_lock:
             while True:
                 while len(self._pending) < self.batch_size:
                     try:
-                        self._pending.append(self._queue.get_nowait())
-                    except queue.Empty:
+                        self._pending.append(self._queue.popleft())
+                    except IndexError:
                         break
                 if not self._pending:
                     return
                 self._write(self._pending)
                 self.written += len(self._pending)
                 self._pending = []
-                if self._queue.empty():
+                with self._room:
+                    self._room.notify_all()
+                if not self._queue:
                     return
 
     def _write(self, entries: list[AuditEntry]) -> None:
         rows = [
-            AuditEventRow(
-                event_id=entry.event_id,
-                recorded=entry.recorded,
-                action=entry.action,
-                outcome=entry.outcome,
-                client_id=entry.client_id[:255] if entry.client_id else None,
-                clinic_pk=entry.clinic_pk,
-                patient_id=entry.patient_id[:64] if entry.patient_id else None,
-                resource_type=entry.resource_type[:64] if entry.resource_type else None,
-                content=orjson.dumps(entry.resource),
-            )
+            {
+                "event_id": entry.event_id,
+                "recorded": entry.recorded,
+                "action": entry.action,
+                "outcome": entry.outcome,
+                "client_id": entry.client_id[:255] if entry.client_id else None,
+                "clinic_pk": entry.clinic_pk,
+                "patient_id": entry.patient_id[:64] if entry.patient_id else None,
+                "resource_type": entry.resource_type[:64] if entry.resource_type else None,
+                "content": orjson.dumps(entry.resource),
+            }
             for entry in entries
         ]
         with session_scope(self.engine) as session:

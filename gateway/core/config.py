@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     #: seconds a request waits for a free connection before it gets 503 with Retry-After
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: PostgreSQL: a pooled connection idle this long is pinged (``SELECT 1``) before use; busier ones are not
+    db_ping_after_idle_seconds: float = Field(default=10.0, ge=0)
     #: seconds a statement waits for a lock (SQLite busy timeout, PostgreSQL lock_timeout) before 503
     db_lock_timeout_seconds: float = Field(default=10.0, gt=0)
     #: PostgreSQL statement_timeout in seconds (0 = none); a cancelled statement gets 503

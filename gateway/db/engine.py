@@ -19,13 +19,15 @@ Concurrency contract (README "Concurrency"):
 from __future__ import annotations
 
 import threading
+import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import IntegrityError as WriteConflictError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlmodel import Session, create_engine
@@ -48,6 +50,7 @@ __all__ = [
 #: execution option a read-only session's engine carries (SQLite then begins a deferred transaction)
 READ_ONLY = "kapgw_read_only"
 _GATE = "kapgw_write_gate"
+_CHECKED_IN = "kapgw_checked_in"
 
 
 class WriteQueueTimeoutError(Exception):
@@ -93,13 +96,51 @@ def make_engine(settings: Settings) -> Engine:
         return engine
     # No server-side prepared statements: psycopg prepares a statement after 5 runs, and PostgreSQL may then
     # keep a generic plan made while the tables were small (seq scans that slowed a 1,000-patient load 6x).
+    # timezone=UTC: psycopg then hands back timestamps in datetime.UTC (not a ZoneInfo to convert from)
     options = (
-        f"-c lock_timeout={round(settings.db_lock_timeout_seconds * 1000)}"
+        "-c timezone=UTC"
+        f" -c lock_timeout={round(settings.db_lock_timeout_seconds * 1000)}"
         f" -c statement_timeout={round(settings.db_statement_timeout_seconds * 1000)}"
     )
-    return create_engine(
-        url, pool_pre_ping=True, connect_args={"prepare_threshold": None, "options": options}, **pool
-    )
+    engine = create_engine(url, connect_args={"prepare_threshold": None, "options": options}, **pool)
+    _PingWhenIdle(settings.db_ping_after_idle_seconds).listen(engine)
+    return engine
+
+
+class _PingWhenIdle:
+    """Pessimistic disconnect handling, only for a connection that sat idle in the pool.
+
+    ``pool_pre_ping`` costs a round trip (``SELECT 1``) on every checkout, that is on every request; a
+    connection checked in less than ``after_seconds`` ago was just working, so only older ones are pinged.
+    A failed ping raises ``DisconnectionError``: the pool drops that connection and connects anew (as with
+    ``pool_pre_ping``). A server restarted within ``after_seconds`` of a connection's last use can still
+    fail the first request on it (503 or 500), as it could fail a request in flight.
+    https://docs.sqlalchemy.org/en/20/core/pooling.html#disconnect-handling-pessimistic
+    """
+
+    def __init__(self, after_seconds: float) -> None:
+        self.after_seconds = after_seconds
+
+    def listen(self, engine: Engine) -> None:
+        event.listen(engine, "checkin", self.checkin)
+        event.listen(engine, "checkout", self.checkout)
+
+    @staticmethod
+    def checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_CHECKED_IN] = time.monotonic()
+
+    def checkout(self, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        checked_in = record.info.get(_CHECKED_IN)
+        if checked_in is not None and time.monotonic() - checked_in < self.after_seconds:
+            return
+        autocommit = dbapi_connection.autocommit
+        try:
+            dbapi_connection.autocommit = True
+            dbapi_connection.execute("SELECT 1")
+            dbapi_connection.autocommit = autocommit
+        except Exception as error:
+            raise DisconnectionError("the pooled connection did not answer a ping") from error
 
 
 def _sqlite_pragmas(lock_timeout: float) -> Any:
@@ -160,17 +201,38 @@ class _SqliteWriters:
 
 
 @contextmanager
-def session_scope(engine: Engine, *, read_only: bool = False) -> Iterator[Session]:
+def session_scope(engine: Engine, *, read_only: bool = False, autocommit: bool = False) -> Iterator[Session]:
     """A session for one use case; the service commits, anything unhandled rolls back.
 
-    The session connects at its first query. ``read_only`` sessions never take SQLite's write lock."""
-    bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
+    The session connects at its first query. ``read_only`` sessions never take SQLite's write lock.
+    ``autocommit`` (read-only use cases whose statements need no common snapshot, such as the FHIR read
+    path, whose pages are bounded by a high-water id instead): on PostgreSQL each statement runs on its own,
+    without the BEGIN and ROLLBACK round trips of a transaction; SQLite (in process) keeps its transaction."""
+    bind = _bind(engine, "autocommit" if autocommit else "read_only" if read_only else None)
     with Session(bind, expire_on_commit=False) as session:
         try:
             yield session
         except BaseException:
             session.rollback()
             raise
+
+
+_BINDS: weakref.WeakKeyDictionary[Engine, dict[str, Engine]] = weakref.WeakKeyDictionary()
+
+
+def _bind(engine: Engine, mode: str | None) -> Engine:
+    """The engine with the execution options of a session mode, made once per engine (each
+    ``execution_options`` call builds a new option engine)."""
+    if mode is None:
+        return engine
+    binds = _BINDS.setdefault(engine, {})
+    bind = binds.get(mode)
+    if bind is None:
+        options: dict[str, Any] = {READ_ONLY: True}
+        if mode == "autocommit" and engine.dialect.name != "sqlite":
+            options["isolation_level"] = "AUTOCOMMIT"
+        bind = binds[mode] = engine.execution_options(**options)
+    return bind
 
 
 def busy_error(error: BaseException) -> ServiceUnavailableError | None:

@@ -21,12 +21,25 @@ class Entry:
     #: ``search`` / ``request`` / ``response`` members of the entry, as plain JSON
     extra: dict[str, Any] = field(default_factory=dict)
 
+    #: ``search.mode`` (match, include, outcome) of a searchset entry
+    search_mode: str | None = None
+
     def chunk(self) -> bytes:
         parts = [] if self.full_url is None else [b'"fullUrl":' + orjson.dumps(self.full_url)]
         if self.resource is not None:
             parts.append(b'"resource":' + self.resource)
+        if self.search_mode is not None:
+            parts.append(_SEARCH_MODE.get(self.search_mode) or _search_mode(self.search_mode))
         parts.extend(b'"' + key.encode() + b'":' + orjson.dumps(value) for key, value in self.extra.items())
         return b"{" + b",".join(parts) + b"}"
+
+
+def _search_mode(mode: str) -> bytes:
+    return b'"search":' + orjson.dumps({"mode": mode})
+
+
+#: the ``search`` member of each mode, encoded once (it is the same for every entry of a page)
+_SEARCH_MODE = {mode: _search_mode(mode) for mode in ("match", "include", "outcome")}
 
 
 @dataclass(frozen=True)
@@ -59,7 +72,7 @@ class Bundle:
 
 
 def match(full_url: str, content: bytes, mode: str = "match") -> Entry:
-    return Entry(full_url, content, {"search": {"mode": mode}})
+    return Entry(full_url, content, search_mode=mode)
 
 
 def outcome_entry(diagnostics: str) -> Entry:
@@ -67,4 +80,4 @@ def outcome_entry(diagnostics: str) -> Entry:
         "resourceType": "OperationOutcome",
         "issue": [{"severity": "warning", "code": "not-supported", "diagnostics": diagnostics}],
     }
-    return Entry(None, orjson.dumps(outcome), {"search": {"mode": "outcome"}})
+    return Entry(None, orjson.dumps(outcome), search_mode="outcome")

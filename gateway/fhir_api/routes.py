@@ -1,19 +1,28 @@
 """The FHIR R4 REST API under ``/fhir`` (http://hl7.org/fhir/R4/http.html): thin handlers over
 ``gateway.fhir_api.service``. ``metadata`` comes before the ``{type}`` routes, ``_history`` and
 ``$everything`` before ``{id}``; the bulk-export router is included before this one (``$export``).
+
+Each handler is ``async`` and runs its whole use case in ONE worker-thread hop (:func:`in_worker`): the
+bearer check (``AccessCache``, ``get_principal`` on a miss), a read session and the service call. Sync
+dependencies would each cost a hop of their own (FastAPI runs every sync dependency in the threadpool),
+and on the read path those hops, not the query, were most of a request's time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from email.utils import format_datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
+from gateway.core.config import Settings
 from gateway.core.errors import FHIR_JSON, bad_request
-from gateway.deps import AuthorizationHeader, ReadSessionDep, SettingsDep, get_principal
+from gateway.db.engine import Session, session_scope
+from gateway.deps import AuthorizationHeader, get_principal
 from gateway.fhir_api import service
 from gateway.fhir_api.access import AccessCache, FhirAccess
 from gateway.fhir_api.bundles import Bundle
@@ -24,11 +33,10 @@ router = APIRouter(prefix="/fhir", tags=["fhir"])
 FHIR_MEDIA = f"{FHIR_JSON}; charset=utf-8"
 #: bundles with more entries than this are streamed chunk by chunk
 STREAM_ABOVE = 100
+T = TypeVar("T")
 
 
-def get_access(
-    request: Request, settings: SettingsDep, authorization: AuthorizationHeader = None
-) -> FhirAccess:
+def get_access(request: Request, settings: Settings, authorization: str | None) -> FhirAccess:
     """What the bearer token may see (``get_principal`` on a cache miss; see ``AccessCache``)."""
     cache: AccessCache | None = getattr(request.app.state, "fhir_access_cache", None)
     if cache is None:
@@ -43,7 +51,32 @@ def get_access(
     return access
 
 
-AccessDep = Annotated[FhirAccess, Depends(get_access)]
+async def fhir_bearer(authorization: AuthorizationHeader = None) -> str | None:
+    """The ``Authorization`` header of a /fhir request (checked by :func:`get_access` in the worker hop);
+    marks the operation as bearer-protected in the OpenAPI document."""
+    return authorization
+
+
+BearerDep = Annotated[str | None, Depends(fhir_bearer)]
+
+
+def _use_case(
+    request: Request, authorization: str | None, call: Callable[[Session, FhirAccess, Settings], T]
+) -> T:
+    settings: Settings = request.app.state.settings
+    access = get_access(request, settings, authorization)
+    with session_scope(request.app.state.engine, autocommit=True) as session:
+        return call(session, access, settings)
+
+
+async def in_worker(
+    request: Request, authorization: str | None, call: Callable[[Session, FhirAccess, Settings], T]
+) -> T:
+    """``call(session, access, settings)`` in one worker thread: the token check, then a read session (which
+    connects at its first query and closes before the response is sent)."""
+    return await run_in_threadpool(_use_case, request, authorization, call)
+
+
 PreferHeader = Annotated[str | None, Header(include_in_schema=False)]
 IfNoneMatchHeader = Annotated[str | None, Header(include_in_schema=False)]
 
@@ -89,122 +122,128 @@ def resource_response(body: service.Body, if_none_match: str | None) -> Response
 
 
 @router.get("/metadata", summary="CapabilityStatement (FHIR R4 4.0.1)")
-def capabilities(request: Request, settings: SettingsDep) -> Response:
+async def capabilities(request: Request) -> Response:
     statement = getattr(request.app.state, "fhir_capability_statement", None)
     if statement is None:
-        statement = capability_statement(settings)
+        statement = capability_statement(request.app.state.settings)
         request.app.state.fhir_capability_statement = statement
     return Response(statement, media_type=FHIR_MEDIA)
 
 
 @router.get("/{resource_type}", summary="search-type (GET)")
-def search_type(
-    request: Request,
-    resource_type: str,
-    session: ReadSessionDep,
-    access: AccessDep,
-    settings: SettingsDep,
-    prefer: PreferHeader = None,
+async def search_type(
+    request: Request, resource_type: str, authorization: BearerDep, prefer: PreferHeader = None
 ) -> Response:
-    params = params_of(request)
-    bundle = service.search_type(
-        session, access, settings.fhir_base_url, resource_type, params, strict=strict(prefer)
-    )
-    return bundle_response(bundle)
+    return await _search(request, authorization, resource_type, params_of(request), prefer)
 
 
 @router.post("/{resource_type}/_search", summary="search-type (POST, form body)")
-def search_type_post(
+async def search_type_post(
     request: Request,
     resource_type: str,
     params: FormParams,
-    session: ReadSessionDep,
-    access: AccessDep,
-    settings: SettingsDep,
+    authorization: BearerDep,
     prefer: PreferHeader = None,
 ) -> Response:
-    bundle = service.search_type(
-        session, access, settings.fhir_base_url, resource_type, params, strict=strict(prefer)
+    return await _search(request, authorization, resource_type, params, prefer)
+
+
+async def _search(
+    request: Request,
+    authorization: str | None,
+    resource_type: str,
+    params: list[tuple[str, str]],
+    prefer: str | None,
+) -> Response:
+    bundle = await in_worker(
+        request,
+        authorization,
+        lambda session, access, settings: service.search_type(
+            session, access, settings.fhir_base_url, resource_type, params, strict=strict(prefer)
+        ),
     )
     return bundle_response(bundle)
 
 
 @router.get("/{resource_type}/_history", summary="history-type")
-def history_type(
-    request: Request,
-    resource_type: str,
-    session: ReadSessionDep,
-    access: AccessDep,
-    settings: SettingsDep,
-    prefer: PreferHeader = None,
+async def history_type(
+    request: Request, resource_type: str, authorization: BearerDep, prefer: PreferHeader = None
 ) -> Response:
-    bundle = service.type_history(
-        session, access, settings.fhir_base_url, resource_type, params_of(request), strict=strict(prefer)
+    params = params_of(request)
+    bundle = await in_worker(
+        request,
+        authorization,
+        lambda session, access, settings: service.type_history(
+            session, access, settings.fhir_base_url, resource_type, params, strict=strict(prefer)
+        ),
     )
     return bundle_response(bundle)
 
 
 @router.get("/Patient/{patient_id}/$everything", summary="Patient/$everything")
-def patient_everything(
-    request: Request,
-    patient_id: str,
-    session: ReadSessionDep,
-    access: AccessDep,
-    settings: SettingsDep,
-    prefer: PreferHeader = None,
+async def patient_everything(
+    request: Request, patient_id: str, authorization: BearerDep, prefer: PreferHeader = None
 ) -> Response:
-    bundle = service.patient_everything(
-        session, access, settings.fhir_base_url, patient_id, params_of(request), strict=strict(prefer)
+    params = params_of(request)
+    bundle = await in_worker(
+        request,
+        authorization,
+        lambda session, access, settings: service.patient_everything(
+            session, access, settings.fhir_base_url, patient_id, params, strict=strict(prefer)
+        ),
     )
     return bundle_response(bundle)
 
 
 @router.get("/{resource_type}/{resource_id}", summary="read")
-def read_resource(
+async def read_resource(
     request: Request,
     resource_type: str,
     resource_id: str,
-    session: ReadSessionDep,
-    access: AccessDep,
-    settings: SettingsDep,
+    authorization: BearerDep,
     if_none_match: IfNoneMatchHeader = None,
 ) -> Response:
-    body = service.read_resource(session, access, resource_type, resource_id)
+    body = await in_worker(
+        request,
+        authorization,
+        lambda session, access, _settings: service.read_resource(session, access, resource_type, resource_id),
+    )
     return resource_response(body, if_none_match)
 
 
 @router.get("/{resource_type}/{resource_id}/_history", summary="history-instance")
-def history_instance(
+async def history_instance(
     request: Request,
     resource_type: str,
     resource_id: str,
-    session: ReadSessionDep,
-    access: AccessDep,
-    settings: SettingsDep,
+    authorization: BearerDep,
     prefer: PreferHeader = None,
 ) -> Response:
-    bundle = service.instance_history(
-        session,
-        access,
-        settings.fhir_base_url,
-        resource_type,
-        resource_id,
-        params_of(request),
-        strict=strict(prefer),
+    params = params_of(request)
+    bundle = await in_worker(
+        request,
+        authorization,
+        lambda session, access, settings: service.instance_history(
+            session, access, settings.fhir_base_url, resource_type, resource_id, params, strict=strict(prefer)
+        ),
     )
     return bundle_response(bundle)
 
 
 @router.get("/{resource_type}/{resource_id}/_history/{version_id}", summary="vread")
-def vread_resource(
+async def vread_resource(
     request: Request,
     resource_type: str,
     resource_id: str,
     version_id: str,
-    session: ReadSessionDep,
-    access: AccessDep,
-    settings: SettingsDep,
+    authorization: BearerDep,
     if_none_match: IfNoneMatchHeader = None,
 ) -> Response:
-    body = service.vread_resource(session, access, resource_type, resource_id, version_id)
+    body = await in_worker(
+        request,
+        authorization,
+        lambda session, access, _settings: service.vread_resource(
+            session, access, resource_type, resource_id, version_id
+        ),
+    )
     return resource_response(body, if_none_match)

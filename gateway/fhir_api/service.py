@@ -141,15 +141,32 @@ def vread_resource(
 
 
 @dataclass(frozen=True)
-class HistoryParams:
+class PagingParams:
+    """The paging parameters of history and ``$everything`` (``_since``, ``_count``, ``_cursor``)."""
+
     since: datetime | None
     count: int
     cursor: Cursor | None
+    #: the parameters applied, in the request's order (for the ``self`` and ``next`` links)
     applied: tuple[tuple[str, str], ...]
+    #: the values of the operation's own parameters (``also``), in the request's order
+    own: tuple[tuple[str, str], ...] = ()
 
 
-def parse_history(params: Sequence[tuple[str, str]], *, strict: bool) -> HistoryParams:
-    since, count, cursor, applied = None, DEFAULT_COUNT, None, []
+def parse_paging(
+    params: Sequence[tuple[str, str]],
+    *,
+    operation: str,
+    strict: bool,
+    also: frozenset[str] = frozenset(),
+    min_count: int = 0,
+) -> PagingParams:
+    """``_since`` (an instant), ``_count`` (``min_count`` .. ``MAX_COUNT``), ``_cursor``, plus the names in
+    ``also`` (kept in ``own`` for the caller); ``_format``/``_pretty`` are ignored, anything else is
+    ignored or, with ``strict``, a 400 naming ``operation``."""
+    since, count, cursor = None, DEFAULT_COUNT, None
+    applied: list[tuple[str, str]] = []
+    own: list[tuple[str, str]] = []
     for name, value in params:
         if name == "_since":
             try:
@@ -159,7 +176,7 @@ def parse_history(params: Sequence[tuple[str, str]], *, strict: bool) -> History
         elif name == "_count":
             if not value.isdigit():
                 raise bad_request("_count must be a non-negative integer", expression=["_count"])
-            count = min(int(value), MAX_COUNT)
+            count = max(min_count, min(int(value), MAX_COUNT))
         elif name == "_cursor":
             try:
                 cursor = decode_cursor(value)
@@ -168,12 +185,24 @@ def parse_history(params: Sequence[tuple[str, str]], *, strict: bool) -> History
             continue
         elif name in ("_format", "_pretty"):
             continue
+        elif name in also:
+            own.append((name, value))
         elif strict:
-            raise FhirError(400, "not-supported", f"history does not support {name!r}", expression=[name])
+            raise FhirError(400, "not-supported", f"{operation} does not support {name!r}", expression=[name])
         else:
             continue
         applied.append((name, value))
-    return HistoryParams(since, count, cursor, tuple(applied))
+    return PagingParams(since, count, cursor, tuple(applied), tuple(own))
+
+
+def paging_links(
+    base: str, path: str, applied: Sequence[tuple[str, str]], next_cursor: Cursor | None
+) -> list[tuple[str, str]]:
+    """``self``, and ``next`` with the cursor when there is a next page."""
+    links = [("self", _url(base, path, applied))]
+    if next_cursor is not None:
+        links.append(("next", _url(base, path, [*applied, ("_cursor", encode_cursor(next_cursor))])))
+    return links
 
 
 def _history_entry(base: str, resource_type: str, resource_id: str, row: Any) -> Entry:
@@ -200,7 +229,7 @@ def instance_history(
     strict: bool,
 ) -> Bundle:
     check_type(resource_type)
-    query = parse_history(params, strict=strict)
+    query = parse_paging(params, operation="history", strict=strict)
     path = f"{resource_type}/{resource_id}/_history"
     if resource_type in definitions.DEFINITION_TYPES:
         body = read_resource(session, access, resource_type, resource_id)
@@ -216,13 +245,12 @@ def instance_history(
     rows = repo.instance_history(
         session, resource_pk=current.id, since=query.since, before_version=before, limit=query.count + 1
     )
-    links = [("self", _url(base, path, query.applied))]
+    next_cursor = None
     if len(rows) > query.count:
         rows = rows[: query.count]
-        cursor = Cursor(rows[-1].version_id, None, current.version_id, "history")
-        links.append(("next", _url(base, path, [*query.applied, ("_cursor", encode_cursor(cursor))])))
+        next_cursor = Cursor(rows[-1].version_id, None, current.version_id, "history")
     entries = [_history_entry(base, resource_type, resource_id, row) for row in rows]
-    return Bundle("history", entries, links)
+    return Bundle("history", entries, paging_links(base, path, query.applied, next_cursor))
 
 
 @dataclass(frozen=True)
@@ -243,7 +271,7 @@ def type_history(
     strict: bool,
 ) -> Bundle:
     check_type(resource_type)
-    query = parse_history(params, strict=strict)
+    query = parse_paging(params, operation="history", strict=strict)
     path = f"{resource_type}/_history"
     if resource_type in definitions.DEFINITION_TYPES:
         found = definitions.search(resource_type, [])
@@ -270,13 +298,12 @@ def type_history(
         high_water=high_water,
         limit=query.count + 1,
     )
-    links = [("self", _url(base, path, query.applied))]
+    next_cursor = None
     if len(rows) > query.count:
         rows = rows[: query.count]
-        cursor = Cursor(rows[-1].id, None, high_water, "history")
-        links.append(("next", _url(base, path, [*query.applied, ("_cursor", encode_cursor(cursor))])))
+        next_cursor = Cursor(rows[-1].id, None, high_water, "history")
     entries = [_history_entry(base, r.resource_type, r.resource_id, r) for r in rows]
-    return Bundle("history", entries, links)
+    return Bundle("history", entries, paging_links(base, path, query.applied, next_cursor))
 
 
 # --- search -----------------------------------------------------------------------------------------------
@@ -315,9 +342,8 @@ def search_type(
             access=rule,
             high_water=high_water,
         )
-    links = [("self", _url(base, resource_type, request.applied))]
     if request.summary_count or request.count == 0:
-        return Bundle("searchset", [], links, total)
+        return Bundle("searchset", [], paging_links(base, resource_type, request.applied, None), total)
     rows = repo.search_page(
         session,
         resource_type=resource_type,
@@ -330,15 +356,14 @@ def search_type(
         high_water=high_water,
         with_high_water=cursor is None,
     )
+    next_cursor = None
     if len(rows) > request.count:
         high_water = rows[0].high_water if cursor is None else high_water
         rows = rows[: request.count]
         last = rows[-1]
         sort_value = last.sort_value.isoformat() if isinstance(last.sort_value, datetime) else None
         next_cursor = Cursor(last.id, sort_value, int(high_water or 0), request.query_hash(), total)
-        links.append(
-            ("next", _url(base, resource_type, [*request.applied, ("_cursor", encode_cursor(next_cursor))]))
-        )
+    links = paging_links(base, resource_type, request.applied, next_cursor)
     entries = [match(f"{base}/{r.resource_type}/{r.resource_id}", r.content) for r in rows]
     entries += _included(session, access, base, rows, request.includes, request.revincludes)
     if request.ignored:
@@ -459,47 +484,26 @@ def patient_everything(
     patient = _accessible_row(session, access, "Patient", patient_id)
     if patient.deleted:
         raise gone("Patient", patient_id)
-    since: datetime | None = None
+    query = parse_paging(
+        params, operation="$everything", strict=strict, also=frozenset({"_type"}), min_count=1
+    )
+    since, count, cursor = query.since, query.count, query.cursor
     types = list(EVERYTHING_TYPES)
     referenced_types = list(EVERYTHING_REFERENCED)
-    count, cursor, applied = DEFAULT_COUNT, None, []
-    for name, value in params:
-        if name == "_since":
-            try:
-                since = parse_date_range(value)[0]
-            except ValueError:
-                raise bad_request(f"_since: {value!r} is not a FHIR instant", expression=["_since"]) from None
-        elif name == "_type":
-            wanted = {t for t in value.split(",") if t}
-            unknown = wanted - set(EVERYTHING_TYPES) - {"Provenance", *EVERYTHING_REFERENCED}
-            if unknown and strict:
-                raise FhirError(
-                    400,
-                    "not-supported",
-                    f"_type: not in the compartment: {', '.join(sorted(unknown))}",
-                    expression=["_type"],
-                )
-            types = [t for t in types if t in wanted]
-            referenced_types = [t for t in referenced_types if t in wanted]
-            if "Provenance" not in wanted:
-                types.append("-Provenance")
-        elif name == "_count":
-            if not value.isdigit():
-                raise bad_request("_count must be a non-negative integer", expression=["_count"])
-            count = max(1, min(int(value), MAX_COUNT))
-        elif name == "_cursor":
-            try:
-                cursor = decode_cursor(value)
-            except SearchError as error:
-                raise search_error(error) from None
-            continue
-        elif name in ("_format", "_pretty"):
-            continue
-        elif strict:
-            raise FhirError(400, "not-supported", f"$everything does not support {name!r}", expression=[name])
-        else:
-            continue
-        applied.append((name, value))
+    for _name, value in query.own:  # _type
+        wanted = {t for t in value.split(",") if t}
+        unknown = wanted - set(EVERYTHING_TYPES) - {"Provenance", *EVERYTHING_REFERENCED}
+        if unknown and strict:
+            raise FhirError(
+                400,
+                "not-supported",
+                f"_type: not in the compartment: {', '.join(sorted(unknown))}",
+                expression=["_type"],
+            )
+        types = [t for t in types if t in wanted]
+        referenced_types = [t for t in referenced_types if t in wanted]
+        if "Provenance" not in wanted:
+            types.append("-Provenance")
     with_provenance = "-Provenance" not in types
     types = [t for t in types if not t.startswith("-")]
     high_water = cursor.high_water if cursor else repo.high_water(session)
@@ -537,10 +541,7 @@ def patient_everything(
         if len(rows) == count and position + 1 < len(types):
             next_cursor = Cursor(0, str(position + 1), high_water, "everything")
             break
-    path = f"Patient/{patient_id}/$everything"
-    links = [("self", _url(base, path, applied))]
-    if next_cursor is not None:
-        links.append(("next", _url(base, path, [*applied, ("_cursor", encode_cursor(next_cursor))])))
+    links = paging_links(base, f"Patient/{patient_id}/$everything", query.applied, next_cursor)
     entries = [match(f"{base}/{r.resource_type}/{r.resource_id}", r.content) for r in rows]
     seen = {r.id for r in rows}
     extra: list[Any] = []

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel import Session, col, delete, select
 
 from gateway.db.tables import AuditEventRow
 
 
-def add_events(session: Session, *, rows: Sequence[AuditEventRow]) -> None:
-    session.add_all(rows)
-    session.flush()
+def add_events(session: Session, *, rows: Sequence[Mapping[str, Any]]) -> None:
+    """One multi-row INSERT of ``audit_event`` column values (no ORM objects: the writer's hot path)."""
+    if rows:
+        session.connection().execute(insert(AuditEventRow), list(rows))
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Result,
     Row,
     and_,
+    bindparam,
     false,
     func,
     literal,
@@ -52,6 +54,14 @@ EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 
 #: an access rule: OR of conjunctions; ``[()]`` = unconstrained
 Access = Sequence[Conjunction]
+#: the largest ``resource.id`` a statement sees (built once: an alias copies every column of the table)
+_NEWEST = R.alias("newest")
+HIGH_WATER = select(func.max(_NEWEST.c.id)).scalar_subquery().label("high_water")
+
+
+def _all(result: Result[Any]) -> list[Row[Any]]:
+    """Every row in one driver call (iterating fetches row by row: a call and a check per row)."""
+    return cast(list[Row[Any]], result.all())
 
 
 def high_water(session: Session) -> int:
@@ -193,7 +203,7 @@ def search_page(
     with_high_water: bool = False,
 ) -> list[Row[Any]]:
     """Up to ``limit`` matching current resources after ``after``, in sort order; each row has ``id``,
-    ``resource_type``, ``resource_id``, ``content``, ``version_id``, ``last_updated`` and ``sort_value``;
+    ``resource_type``, ``resource_id``, ``content`` and ``sort_value``;
     ``with_high_water`` adds ``high_water``, the largest ``resource.id`` the same statement saw (so a first
     page costs one round trip)."""
     if not clinic_pks:
@@ -202,10 +212,9 @@ def search_page(
         resource_type, clinic_pks=clinic_pks, clauses=clauses, access=access, high_water=high_water, pks=pks
     )
     key = _sort_expression(resource_type, sort)
-    columns = [R.c.id, R.c.resource_type, R.c.resource_id, R.c.content, R.c.version_id, R.c.last_updated]
+    columns = [R.c.id, R.c.resource_type, R.c.resource_id, R.c.content]
     if with_high_water:
-        newest = R.alias("newest")
-        columns.append(select(func.max(newest.c.id)).scalar_subquery().label("high_water"))
+        columns.append(HIGH_WATER)
     if key is None:
         query = select(*columns, literal(None).label("sort_value"))
         if after is not None:
@@ -221,7 +230,7 @@ def search_page(
             else:
                 filters.append(or_(key > bound, and_(key == bound, R.c.id > after.pk)))
         order = [key.desc(), R.c.id.desc()] if sort.descending else [key, R.c.id]
-    return list(session.connection().execute(query.where(*filters).order_by(*order).limit(limit)))
+    return _all(session.connection().execute(query.where(*filters).order_by(*order).limit(limit)))
 
 
 def count_matches(
@@ -291,25 +300,37 @@ def referenced_by_compartment(
 # --- read, vread, history -------------------------------------------------------------------------------
 
 
+#: the read and vread statements, built once with bound parameters (their cache keys are memoized on the
+#: statement objects, so a read neither builds nor keys a statement)
+_CURRENT_ROW = select(
+    R.c.id,
+    R.c.clinic_pk,
+    R.c.resource_type,
+    R.c.resource_id,
+    R.c.version_id,
+    R.c.last_updated,
+    R.c.content,
+    R.c.deleted,
+).where(R.c.resource_type == bindparam("resource_type"), R.c.resource_id == bindparam("resource_id"))
+_VERSION_ROW = select(V.c.version_id, V.c.last_updated, V.c.content, V.c.deleted).where(
+    V.c.resource_pk == bindparam("resource_pk"), V.c.version_id == bindparam("version_id")
+)
+
+
 def current_row(session: Session, *, resource_type: str, resource_id: str) -> Any:
-    query = select(
-        R.c.id,
-        R.c.clinic_pk,
-        R.c.resource_type,
-        R.c.resource_id,
-        R.c.version_id,
-        R.c.last_updated,
-        R.c.content,
-        R.c.deleted,
-    ).where(R.c.resource_type == resource_type, R.c.resource_id == resource_id)
-    return session.connection().execute(query).first()
+    return (
+        session.connection()
+        .execute(_CURRENT_ROW, {"resource_type": resource_type, "resource_id": resource_id})
+        .first()
+    )
 
 
 def version_row(session: Session, *, resource_pk: int, version_id: int) -> Any:
-    query = select(V.c.version_id, V.c.last_updated, V.c.content, V.c.deleted).where(
-        V.c.resource_pk == resource_pk, V.c.version_id == version_id
+    return (
+        session.connection()
+        .execute(_VERSION_ROW, {"resource_pk": resource_pk, "version_id": version_id})
+        .first()
     )
-    return session.connection().execute(query).first()
 
 
 def instance_history(
@@ -322,7 +343,7 @@ def instance_history(
         query = query.where(V.c.last_updated >= since)
     if before_version is not None:
         query = query.where(V.c.version_id < before_version)
-    return list(session.connection().execute(query.order_by(V.c.version_id.desc()).limit(limit)))
+    return _all(session.connection().execute(query.order_by(V.c.version_id.desc()).limit(limit)))
 
 
 def type_history(
@@ -361,7 +382,7 @@ def type_history(
         query = query.where(V.c.last_updated >= since)
     if before is not None:
         query = query.where(V.c.id < before)
-    return list(session.connection().execute(query.order_by(V.c.id.desc()).limit(limit)))
+    return _all(session.connection().execute(query.order_by(V.c.id.desc()).limit(limit)))
 
 
 def version_high_water(session: Session) -> int:

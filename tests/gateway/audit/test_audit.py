@@ -255,3 +255,31 @@ def test_middleware_classifies_fhir_requests(method, path, query, expected, pati
     assert classify(method, path) == expected
     if expected is not None:
         assert patient_of(expected[1], expected[2], query) == patient
+
+
+def test_a_full_queue_refuses_on_the_event_loop_and_waits_elsewhere(engine, settings) -> None:
+    recorder = AuditRecorder(engine, batch_size=10, interval_seconds=30, max_queued=2)
+    server = events.Server(base_url=settings.base_url)
+
+    def event(n: int) -> events.AuditEntry:
+        return events.token_event(
+            server,
+            event_id=f"full-{n}",
+            now=datetime.now(UTC),
+            client_id="c",
+            grant_type="client_credentials",
+            scope="system/*.rs",
+            error=None,
+            address="127.0.0.1",
+        )
+
+    try:
+        assert recorder.try_record(event(0)) and recorder.try_record(event(1))
+        assert not recorder.try_record(event(2))  # full: the middleware then waits in a worker thread
+        recorder.record(event(2))  # wakes the writer and waits until it made room: nothing is dropped
+        assert recorder.written >= 2
+    finally:
+        recorder.close()
+    assert recorder.written == 3
+    with Session(engine) as session:
+        assert session.execute(select(func.count()).select_from(AuditEventRow)).scalar_one() == 3

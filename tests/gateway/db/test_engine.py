@@ -97,3 +97,58 @@ def test_other_database_errors_are_not_busy(settings: Settings) -> None:
         assert busy_error(ValueError("x")) is None
     finally:
         engine.dispose()
+
+
+def _backend_pid(engine) -> int:  # type: ignore[no-untyped-def]
+    with engine.connect() as connection:
+        return int(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar())
+
+
+def test_an_idle_connection_that_died_is_replaced(settings: Settings) -> None:
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("the idle ping is PostgreSQL's (SQLite has no server connection to lose)")
+    engine = make_engine(settings.model_copy(update={"db_pool_size": 1, "db_ping_after_idle_seconds": 0}))
+    killer = make_engine(settings)
+    try:
+        pid = _backend_pid(engine)
+        with killer.connect() as connection:
+            connection.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+        assert _backend_pid(engine) != pid  # the ping found it dead: a new connection, no error
+    finally:
+        engine.dispose()
+        killer.dispose()
+
+
+def test_a_recently_used_connection_is_not_pinged(settings: Settings) -> None:
+    """The documented trade-off: no ping within ``db_ping_after_idle_seconds`` of a connection's last use, so
+    a server gone in between fails that one request; the pool then replaces the connection."""
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("the idle ping is PostgreSQL's")
+    engine = make_engine(settings.model_copy(update={"db_pool_size": 1, "db_ping_after_idle_seconds": 3600}))
+    killer = make_engine(settings)
+    try:
+        pid = _backend_pid(engine)
+        with killer.connect() as connection:
+            connection.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+        with pytest.raises(DBAPIError):
+            _backend_pid(engine)
+        assert _backend_pid(engine) != pid
+    finally:
+        engine.dispose()
+        killer.dispose()
+
+
+def test_autocommit_reads_hold_no_transaction(settings: Settings) -> None:
+    engine = make_engine(settings)
+    try:
+        with session_scope(engine, autocommit=True) as session:
+            assert session.exec(text("SELECT count(*) FROM clinic")).one() == (0,)  # type: ignore[call-overload]
+            if engine.dialect.name == "postgresql":
+                state = session.exec(  # type: ignore[call-overload]
+                    text("SELECT state FROM pg_stat_activity WHERE pid = pg_backend_pid()")
+                ).one()
+                assert state == ("active",)  # not "idle in transaction" between statements
+                status = session.connection().connection.dbapi_connection.info.transaction_status  # type: ignore[union-attr]
+                assert status.name == "IDLE"  # no BEGIN was sent
+    finally:
+        engine.dispose()
