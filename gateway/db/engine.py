@@ -114,7 +114,7 @@ class _PingWhenIdle:
     connection checked in less than ``after_seconds`` ago was just working, so only older ones are pinged.
     A failed ping raises ``DisconnectionError``: the pool drops that connection and connects anew (as with
     ``pool_pre_ping``). A server restarted within ``after_seconds`` of a connection's last use can still
-    fail the first request on it (503 or 500), as it could fail a request in flight.
+    fail the first request on it (503 with Retry-After, see ``busy_error``), as it could a request in flight.
     https://docs.sqlalchemy.org/en/20/core/pooling.html#disconnect-handling-pessimistic
     """
 
@@ -236,13 +236,18 @@ def _bind(engine: Engine, mode: str | None) -> Engine:
 
 
 def busy_error(error: BaseException) -> ServiceUnavailableError | None:
-    """The 503 for a wait that took too long (no free connection, a lock or statement timeout), else None."""
+    """The 503 for a wait that took too long (no free connection, a lock or statement timeout) or a lost
+    connection, else None."""
     if isinstance(error, PoolTimeoutError):
         return ServiceUnavailableError("no database connection became free in time")
     if isinstance(error, WriteQueueTimeoutError):
         return ServiceUnavailableError("the database is busy (lock wait timed out)")
     if not isinstance(error, DBAPIError):
         return None
+    if (
+        error.connection_invalidated
+    ):  # the server closed the connection (restart, failover); the pool reconnects
+        return ServiceUnavailableError("the database connection was lost; retry shortly")
     orig = error.orig
     sqlite_code = getattr(orig, "sqlite_errorcode", None)
     if sqlite_code is not None and sqlite_code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED):

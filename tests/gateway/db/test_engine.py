@@ -121,7 +121,7 @@ def test_an_idle_connection_that_died_is_replaced(settings: Settings) -> None:
 
 def test_a_recently_used_connection_is_not_pinged(settings: Settings) -> None:
     """The documented trade-off: no ping within ``db_ping_after_idle_seconds`` of a connection's last use, so
-    a server gone in between fails that one request; the pool then replaces the connection."""
+    a server gone in between fails that one request (503 with Retry-After); the pool then replaces the connection."""
     if not settings.database_url.startswith("postgresql"):
         pytest.skip("the idle ping is PostgreSQL's")
     engine = make_engine(settings.model_copy(update={"db_pool_size": 1, "db_ping_after_idle_seconds": 3600}))
@@ -130,8 +130,10 @@ def test_a_recently_used_connection_is_not_pinged(settings: Settings) -> None:
         pid = _backend_pid(engine)
         with killer.connect() as connection:
             connection.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
-        with pytest.raises(DBAPIError):
+        with pytest.raises(DBAPIError) as lost:
             _backend_pid(engine)
+        busy = busy_error(lost.value)  # answered as 503 with Retry-After, not 500
+        assert busy is not None and busy.status_code == 503 and busy.headers == {"Retry-After": "1"}
         assert _backend_pid(engine) != pid
     finally:
         engine.dispose()
