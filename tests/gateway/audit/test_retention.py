@@ -27,13 +27,13 @@ def add_events_aged(engine, *days_ago: float) -> None:
         add_events(
             session,
             rows=[
-                AuditEventRow(
-                    event_id=str(uuid.uuid4()),
-                    recorded=NOW - timedelta(days=age),
-                    action="read",
-                    outcome="0",
-                    content=b'{"resourceType": "AuditEvent"}',
-                )
+                {
+                    "event_id": str(uuid.uuid4()),
+                    "recorded": NOW - timedelta(days=age),
+                    "action": "read",
+                    "outcome": "0",
+                    "content": b'{"resourceType": "AuditEvent"}',
+                }
                 for age in days_ago
             ],
         )
