@@ -316,7 +316,7 @@ class Deliverer:
             [], target.id, target.resource_type, target.resource_id, target.version_id, content, False, None
         )
         self._resolve_dependencies(claim, [item], depth + 1)
-        if item.references & claim.failed:  # it needs what failed (a dead Patient): it waits, like its dependents
+        if item.references & claim.failed:  # it needs what failed: it waits, like its dependents
             claim.failed.add(item.ref)
             return
         sent = self._send_one(claim, item)  # an error here fails the claim's rows (retried later)
