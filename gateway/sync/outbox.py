@@ -312,6 +312,14 @@ class Deliverer:
             if not self._lease(claim.pk, key):
                 raise DeferredError(key)
             claim.extra_keys.append(key)
+        # read again under the lease: the worker that held it may have delivered the target since we looked
+        with session_scope(self.engine, read_only=True) as session:
+            mapped = sync_repo.id_maps(session, connection_pk=claim.pk, resource_pks=[target.id]).get(
+                target.id
+            )
+        if mapped is not None:
+            claim.ehr_ids[(target.resource_type, target.resource_id)] = mapped.ehr_id
+            return
         item = Item(
             [], target.id, target.resource_type, target.resource_id, target.version_id, content, False, None
         )
