@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import orjson
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -243,3 +244,33 @@ def test_an_ehr_that_keeps_failing_pauses_the_connection(
     calls = dict(fake.requests)
     assert not deliverer.run_once()  # paused: nothing is tried
     assert dict(fake.requests) == calls
+
+
+def test_a_dependency_another_worker_delivered_meanwhile_is_not_sent_again(
+    engine: Engine, fast: Settings, demo: None, fake: FakeEhr, add_connection
+) -> None:
+    """The worker looks up a dependency's EHR id, then leases its key: the lease's holder may have delivered it
+    in between, so the id is read again under the lease (4 workers sent Practitioners twice without that)."""
+    from gateway.sync.outbox import Claim
+
+    pk = add_connection(engine, fast, fake)
+    run(engine, fast)  # "the other worker": everything, the Practitioner too, is at the EHR
+    our_id, (practitioner,) = next(iter(fake.ours("Practitioner").items()))
+    with session_scope(engine, read_only=True) as session:
+        row = sync_repo.get_connection_by_pk(session, pk=pk)
+        assert row is not None
+        (target,) = sync_repo.current_by_refs(
+            session, clinic_pk=row.clinic_pk, refs=[("Practitioner", our_id)]
+        ).values()
+    deliverer = Deliverer(engine, fast)
+    claim = Claim(row, "p:someone", connections.client_for(row, fast), "transaction")
+    sent = dict(fake.requests)
+    deliverer._deliver_dependency(claim, target, orjson.loads(target.content), 0)  # looked up stale
+    deliverer._checkpoint(claim)
+    for key in claim.extra_keys:
+        with session_scope(engine) as session:
+            sync_repo.release_lease(session, connection_pk=pk, key=key, owner=deliverer.owner)
+            session.commit()
+    assert dict(fake.requests) == sent  # nothing was sent
+    assert claim.ehr_ids[("Practitioner", our_id)] == practitioner["id"]
+    assert len(fake.ours("Practitioner")[our_id]) == 1
