@@ -5,7 +5,10 @@ Loads the demo clinic (--patients, default 100) once into a fresh database (SQLi
 creates) and each worker count (1 and 4 `kap-gateway worker` processes) starts a fresh hospital (Medplum
 fhir-router + oidc-provider from tools/peers), creates a connection, and times the backfill from the first
 claim until nothing is pending. Then, with one worker running, PUTs a patient update --latency-samples times
-and measures until the EHR serves the new version (p50/p95). Prints a table; writes bench/results/sync.json.
+and measures until the EHR serves the new version (p50/p95). After each backfill the hospital must hold
+every resource exactly once with every reference resolving (tests/integration's ``assert_exactly_once``),
+and must have received one create per resource (no item sent twice, whatever the worker count). Prints a
+table; writes bench/results/sync.json. The bench database (and its temporary directory) is dropped at the end.
 
     python bench/sync.py [--patients 100] [--workers 1 4] [--postgres postgresql://...]
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -33,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from integration.conftest import assert_exactly_once  # noqa: E402
 from integration.peers import hospital  # noqa: E402
 
 from gateway.clinic_api import services  # noqa: E402
@@ -59,6 +64,28 @@ def _database(postgres: str | None, tmp: Path) -> str:
         c.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return admin_url.set(database=name).render_as_string(hide_password=False)
+
+
+def _drop(url: str) -> None:
+    """Drops the bench database (CI later runs on this same PostgreSQL)."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("postgresql"):
+        return
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _check_once(engine, h, n: int) -> dict:
+    """Every resource at the hospital once, references resolving, one create per resource."""
+    held = assert_exactly_once(engine, h)
+    creates = h.creates()
+    if creates["repeated"]:
+        raise SystemExit(f"{n} workers sent items twice: {list(creates['repeated'].items())[:5]}")
+    if creates["identities"] != len(held.by_ours):
+        raise SystemExit(f"{creates['identities']} identities created, {len(held.by_ours)} held")
+    return {"held": len(held.by_ours), "creates": creates["creates"], "repeated_creates": 0}
 
 
 def _pending(engine, connection_pk: int) -> int:
@@ -125,9 +152,18 @@ def _stop(workers: list[subprocess.Popen[bytes]]) -> None:
 
 def run(args: argparse.Namespace) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="kapgw-bench-sync-"))
+    database_url = _database(args.postgres, tmp)
+    try:
+        return _run(args, tmp, database_url)
+    finally:
+        _drop(database_url)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, tmp: Path, database_url: str) -> dict:
     settings = Settings(
         env="test",
-        database_url=_database(args.postgres, tmp),
+        database_url=database_url,
         identifier_base="https://bench.example/id",
         log_json=False,
         in_process_worker=False,
@@ -162,6 +198,7 @@ def run(args: argparse.Namespace) -> dict:
                     )
                     assert row.id is not None
                     pk = row.id
+                load_before = os.getloadavg()[0]
                 workers = _workers(settings, n, tmp / f"{mode}-{n}")
                 t0 = time.perf_counter()
                 try:
@@ -170,8 +207,10 @@ def run(args: argparse.Namespace) -> dict:
                         if time.perf_counter() - t0 > args.timeout:
                             raise SystemExit(f"{mode} x{n}: not done after {args.timeout} s")
                     seconds = time.perf_counter() - t0
+                    load_after = os.getloadavg()[0]
                     delivered = _delivered(engine, pk)
                     steady = _steady_seconds(engine, pk)
+                    checked = _check_once(engine, h, n)
                     latencies = _latency(engine, settings, h, args.latency_samples) if n == 1 else []
                 finally:
                     _stop(workers)
@@ -192,6 +231,9 @@ def run(args: argparse.Namespace) -> dict:
                 "steady_seconds": round(steady, 2),
                 "steady_resources_per_second": round(delivered / steady, 1) if steady else None,
                 "ehr_requests": stats,
+                "exactly_once": checked,
+                # 1-minute load average of the machine (2 cores, shared) when the run started and ended
+                "load_average": [round(load_before, 1), round(load_after, 1)],
             }
             if latencies:
                 line["put_to_ehr_p50_ms"] = round(statistics.median(latencies) * 1000)

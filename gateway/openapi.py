@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
+from pydantic import BaseModel
 
 from gateway.auth.service import CLINIC_SCOPE, GRANT_TYPES
 from gateway.clinic_api.examples import RECORD_EXAMPLES, VALIDATION_ERROR_EXAMPLE
@@ -31,6 +32,8 @@ BEARER = "bearer"
 OAUTH2 = "oauth2"
 BODYLESS = {"GET", "HEAD", "DELETE", "OPTIONS"}
 TOKEN_PATH = "/auth/token"
+ADMIN_SYNC_PATH = "/admin/sync/"
+IMPORT_PATH = "/api/v1/patients/{external_id}/import"
 
 #: ids and timestamps the examples use (a test compares everything else literally)
 UNKNOWN_ID = "no-such-id"
@@ -102,6 +105,8 @@ def _document(
         operation["security"] = [{BEARER: []}, {OAUTH2: scopes}]
     if path.startswith("/api/v1/"):
         _examples(responses, record_api_examples(path, method, settings))
+    elif path.startswith(ADMIN_SYNC_PATH):
+        _examples(responses, admin_sync_examples())
 
 
 def _examples(responses: dict[str, Any], examples: dict[str, dict[str, Any]]) -> None:
@@ -204,7 +209,12 @@ def record_api_examples(path: str, method: str, settings: Settings) -> dict[str,
                 ]
             }
         }
-    if kind == "batch":
+    if path == IMPORT_PATH:
+        from gateway.clinic_api.routes import ImportRequest
+
+        examples["404"] = {"unknown-connection": _detail(f"no enabled EHR connection {UNKNOWN_ID!r}")}
+        examples["422"] = {"missing-fields": missing_fields_example(ImportRequest)}
+    elif kind == "batch":
         examples["422"] = {
             "not-an-array": {
                 "detail": [_field(["body"], "expected an array of {kind, id, record}", "list_type")]
@@ -225,7 +235,7 @@ def record_api_examples(path: str, method: str, settings: Settings) -> dict[str,
             examples["200"] = {"page": {"items": [envelope_example(kind)], "next_after": None}}
     elif method == "PUT":
         examples["422"] = {
-            "missing-fields": missing_fields_example(kind),
+            "missing-fields": missing_fields_example(ALL_KINDS[kind]),
             "invalid-json": {"detail": [_field(["body"], INVALID_JSON_MESSAGE, "json_invalid")]},
             "duplicate-key": {
                 "detail": [_field(["body"], "the key 'id' appears twice in one object", "json_duplicate_key")]
@@ -274,15 +284,25 @@ def envelope_example(kind: str, outcome: str | None = None) -> dict[str, Any]:
     }
 
 
-def missing_fields_example(kind: str) -> dict[str, Any]:
-    """What ``PUT`` with an empty object answers: each required field, in the model's order."""
-    model = ALL_KINDS[kind]
+def missing_fields_example(model: type[BaseModel]) -> dict[str, Any]:
+    """What a body of ``{}`` is answered: each required field of the body model, in the model's order."""
     return {
         "detail": [
             _field(["body", name], "Field required", "missing")
             for name, field in model.model_fields.items()
             if field.is_required()
         ]
+    }
+
+
+def admin_sync_examples() -> dict[str, dict[str, Any]]:
+    """Examples of the ``/admin/sync`` operations (admin client tokens only)."""
+    return {
+        "401": {
+            "missing-token": _detail("a bearer token is required"),
+            "invalid-token": _detail("the bearer token is invalid, expired or revoked"),
+        },
+        "403": {"not-an-admin-token": _detail("sync administration needs an admin client's token")},
     }
 
 

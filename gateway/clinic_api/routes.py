@@ -330,11 +330,39 @@ class ImportRequest(BaseModel):
     identifier: ImportIdentifier
 
 
+class ImportResultOut(BaseModel):
+    patient: services.Outcome = Field(
+        description="what happened to the clinic patient: created, updated, unchanged"
+    )
+    ehr_patient: str = Field(description="the EHR's Patient, Type/id")
+    imported: dict[str, dict[str, int]] = Field(
+        description="per imported record kind, how many were created, updated, unchanged"
+    )
+    skipped: list[dict[str, Any]] = Field(
+        description="EHR resources a mapper refused, with the FHIR path and the reason"
+    )
+
+
+IMPORT_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    404: {
+        "model": ErrorDetail,
+        "description": "no enabled connection of that name, or no EHR patient with the MRN",
+    },
+    409: {"model": ErrorDetail, "description": "the EHR has more than one patient with the MRN"},
+    502: {
+        "model": ErrorDetail,
+        "description": "the EHR failed or answered unexpectedly; nothing was written",
+    },
+}
+
+
 @router.post(
     "/patients/{external_id}/import",
     summary="Import a referral from a hospital EHR: Patient, Conditions, MedicationRequests, AllergyIntolerances",
     operation_id="import_patient",
-    include_in_schema=False,  # documented in README (EHR sync) until the OpenAPI checks cover it
+    response_model=ImportResultOut,
+    responses=IMPORT_ERRORS,
 )
 def import_patient(
     external_id: ExternalIdPath,

@@ -25,10 +25,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -48,6 +50,11 @@ log = logging.getLogger(__name__)
 DEFER_SECONDS = 0.5
 #: keys looked at per claim attempt
 CANDIDATE_KEYS = 16
+#: what the EHR accepted is written to the database (EHR ids, delivered marks) in one transaction per this
+#: many resources or seconds, and when the claim ends, not per send: a commit per resource cost more than
+#: the send. A worker killed in between re-sends at most that much, which every send is safe to repeat.
+RECORD_EVERY_RESOURCES = 200
+RECORD_EVERY_SECONDS = 2.0
 
 
 class DeferredError(Exception):
@@ -72,6 +79,11 @@ class Item:
     @property
     def top(self) -> Any:
         return max(self.rows, key=lambda r: r.version_id)
+
+    @cached_property
+    def references(self) -> set[tuple[str, str]]:
+        """What the resource references (planning, blocking and ordering all ask, so it is walked once)."""
+        return shaping.references(self.resource) if self.resource is not None else set()
 
 
 @dataclass
@@ -99,6 +111,9 @@ class Claim:
     failed: set[tuple[str, str]] = field(default_factory=set)
     #: when the key's lease was last renewed (it was taken, for ``sync_lease_seconds``, just before the claim)
     renewed_at: datetime | None = field(default_factory=utcnow)
+    #: what the EHR accepted and the database does not know yet (written by ``Deliverer._checkpoint``)
+    unrecorded: list[tuple[Item, Sent]] = field(default_factory=list)
+    recorded_at: float = field(default_factory=time.monotonic)
 
     @property
     def pk(self) -> int:
@@ -182,8 +197,11 @@ class Deliverer:
         mode = (connection.capabilities or {}).get("mode", "search")
         claim = Claim(connection, key, client, mode)
         try:
-            items = self._plan(claim, rows)
-            self._send_all(claim, items)
+            try:
+                items = self._plan(claim, rows)
+                self._send_all(claim, items)
+            finally:  # what reached the EHR is recorded before anything is given back
+                self._checkpoint(claim)
         except DeferredError:
             self._give_back(rows, delay=DEFER_SECONDS)
         except BaseException:
@@ -256,8 +274,7 @@ class Deliverer:
         inside = {item.ref for item in items}
         wanted: set[tuple[str, str]] = set()
         for item in items:
-            if item.resource is not None:
-                wanted |= shaping.references(item.resource)
+            wanted |= item.references
         wanted -= inside
         wanted -= set(claim.ehr_ids)
         wanted -= set(claim.logical)
@@ -295,10 +312,21 @@ class Deliverer:
             if not self._lease(claim.pk, key):
                 raise DeferredError(key)
             claim.extra_keys.append(key)
+        # read again under the lease: the worker that held it may have delivered the target since we looked
+        with session_scope(self.engine, read_only=True) as session:
+            mapped = sync_repo.id_maps(session, connection_pk=claim.pk, resource_pks=[target.id]).get(
+                target.id
+            )
+        if mapped is not None:
+            claim.ehr_ids[(target.resource_type, target.resource_id)] = mapped.ehr_id
+            return
         item = Item(
             [], target.id, target.resource_type, target.resource_id, target.version_id, content, False, None
         )
         self._resolve_dependencies(claim, [item], depth + 1)
+        if item.references & claim.failed:  # it needs what failed: it waits, like its dependents
+            claim.failed.add(item.ref)
+            return
         sent = self._send_one(claim, item)  # an error here fails the claim's rows (retried later)
         self._record(claim, [(item, sent)])
 
@@ -358,32 +386,42 @@ class Deliverer:
     def _without_blocked(self, claim: Claim, chunk: list[Item]) -> list[Item]:
         """The chunk minus items that reference a resource of this claim that failed; those wait for it (a
         Provenance would lose its target, an Observation its patient) and are retried with backoff."""
-        blocked = [
-            i for i in chunk if i.resource is not None and shaping.references(i.resource) & claim.failed
-        ]
+        blocked = [i for i in chunk if i.references & claim.failed]
         if blocked:
             waiting = EhrStatusError(503, "waiting for a referenced resource that could not be delivered")
             self._fail(claim, blocked, waiting, trip=False)
         return [i for i in chunk if i not in blocked]
 
     def _still_leased(self, claim: Claim) -> bool:
-        """Renews the lease once a third of it has passed (a write per chunk would cost more than the chunk)."""
+        """Renews the lease once a third of it has passed (a write per chunk would cost more than the chunk),
+        in the transaction that records what was delivered so far."""
         now = utcnow()
         if (
             claim.renewed_at is not None
             and (now - claim.renewed_at).total_seconds() < self.settings.sync_lease_seconds / 3
         ):
             return True
-        claim.renewed_at = now
+        return self._checkpoint(claim, renew=True)
+
+    def _checkpoint(self, claim: Claim, *, renew: bool = False) -> bool:
+        """One transaction: the buffered outcomes written and, with ``renew``, the key's lease extended.
+        False when the lease ran out and another worker took the key."""
+        if not claim.unrecorded and not renew:
+            return True
+        now = utcnow()
+        held = True
         with session_scope(self.engine) as session:
-            held = sync_repo.acquire_lease(  # renews our own lease; fails only if it ran out and was taken
-                session,
-                connection_pk=claim.pk,
-                key=claim.key,
-                owner=self.owner,
-                until=now + timedelta(seconds=self.settings.sync_lease_seconds),
-                now=now,
-            )
+            self._write_outcomes(session, claim, now)
+            if renew:
+                claim.renewed_at = now
+                held = sync_repo.acquire_lease(  # renews our own lease; fails only if it was taken
+                    session,
+                    connection_pk=claim.pk,
+                    key=claim.key,
+                    owner=self.owner,
+                    until=now + timedelta(seconds=self.settings.sync_lease_seconds),
+                    now=now,
+                )
             session.commit()
         return held
 
@@ -504,8 +542,24 @@ class Deliverer:
     # -- outcomes ---------------------------------------------------------------------------------
 
     def _record(self, claim: Claim, results: Sequence[tuple[Item, Sent]]) -> None:
-        """Stores the EHR ids and marks the rows delivered: one upsert and one update per status code."""
-        now = utcnow()
+        """Keeps the EHR ids for what follows in the claim; the database learns them at the next checkpoint."""
+        for item, sent in results:
+            if sent.ehr_id is not None:
+                claim.ehr_ids[item.ref] = sent.ehr_id
+        claim.unrecorded.extend(results)
+        log.info("delivered", extra={"connection": claim.pk, "resources": len(results), "mode": claim.mode})
+        if (
+            len(claim.unrecorded) >= RECORD_EVERY_RESOURCES
+            or time.monotonic() - claim.recorded_at >= RECORD_EVERY_SECONDS
+        ):
+            self._checkpoint(claim)
+
+    def _write_outcomes(self, session: Any, claim: Claim, now: datetime) -> None:
+        """The buffered outcomes: one id-map upsert, one delivered update per status code, the breaker reset."""
+        results, claim.unrecorded = claim.unrecorded, []
+        claim.recorded_at = time.monotonic()
+        if not results:
+            return
         maps: dict[int, dict[str, Any]] = {}
         delivered: dict[int | None, list[int]] = {}
         for item, sent in results:
@@ -518,19 +572,13 @@ class Deliverer:
                     "version_sent": item.version_id,
                     "updated_at": now,
                 }
-                claim.ehr_ids[item.ref] = sent.ehr_id
             delivered.setdefault(sent.status_code or None, []).extend(r.id for r in item.rows)
-        with session_scope(self.engine) as session:
-            sync_repo.put_id_maps(session, rows=list(maps.values()))
-            for status_code, ids in delivered.items():
-                sync_repo.mark_delivered(session, ids=ids, now=now, status_code=status_code)
-            if claim.connection.failures:
-                sync_repo.update_connection(
-                    session, pk=claim.pk, values={"failures": 0, "paused_until": None}
-                )
-                claim.connection.failures = 0
-            session.commit()
-        log.info("delivered", extra={"connection": claim.pk, "resources": len(results), "mode": claim.mode})
+        sync_repo.put_id_maps(session, rows=list(maps.values()))
+        for status_code, ids in delivered.items():
+            sync_repo.mark_delivered(session, ids=ids, now=now, status_code=status_code)
+        if claim.connection.failures:
+            sync_repo.update_connection(session, pk=claim.pk, values={"failures": 0, "paused_until": None})
+            claim.connection.failures = 0
 
     def _fail(
         self, claim: Claim, items: Sequence[Item], error: EhrError | None, *, trip: bool = True
@@ -542,6 +590,7 @@ class Deliverer:
         claim.failed |= {item.ref for item in items}
         now = utcnow()
         with session_scope(self.engine) as session:
+            self._write_outcomes(session, claim, now)  # a success before this failure closes the breaker
             for item in items:
                 ids = [r.id for r in item.rows]
                 if not ids:
@@ -624,7 +673,7 @@ def _dependency_order(items: list[Item]) -> list[Item]:
         if item.ref in placed or item.ref in visiting:
             return
         visiting.add(item.ref)
-        for ref in sorted(shaping.references(item.resource or {})):
+        for ref in sorted(item.references):
             target = by_ref.get(ref)
             if target is not None:
                 place(target)

@@ -2,7 +2,8 @@
 resources per connection) and ``/admin/sync/...`` (admin token: status, dead letters, replay).
 
 Routes parse, call one function of ``gateway.sync.status``, return (the same functions as the CLI's
-``kap-gateway sync ...``). Not in the OpenAPI document yet (operator surface; README "EHR sync")."""
+``kap-gateway sync ...``). Documented in the OpenAPI document with their response models; the error
+examples come from ``gateway.openapi`` like every other route's."""
 
 from __future__ import annotations
 
@@ -23,8 +24,73 @@ ExternalIdPath = Annotated[str, Path(pattern=EXTERNAL_ID_PATTERN)]
 
 
 class ReplayRequest(BaseModel):
-    connection: str | None = Field(default=None, max_length=64)
-    ids: list[int] | None = Field(default=None, max_length=10000)
+    connection: str | None = Field(default=None, max_length=64, description="only this connection's")
+    ids: list[int] | None = Field(
+        default=None, max_length=10000, description="only these dead letters (ids from /dead-letters)"
+    )
+
+
+class Replayed(BaseModel):
+    replayed: int = Field(description="dead letters put back into the queue, due now")
+
+
+class Delivery(BaseModel):
+    resource: str = Field(description="our FHIR resource, Type/id")
+    connection: str
+    status: str = Field(description="pending, delivered or dead")
+    version: int = Field(description="our version the newest delivery carries")
+    current_version: int | None
+    ehr_id: str | None = Field(description="the resource's id at the EHR, once delivered")
+    ehr_version_sent: int | None = Field(description="our version the EHR has")
+    attempts: int
+    next_attempt_at: str | None = Field(description="when a pending delivery is tried next")
+    last_status_code: int | None = Field(description="the EHR's last HTTP status")
+    outcome: dict[str, Any] | None = Field(description="the EHR's OperationOutcome of a dead letter")
+
+
+class RecordSync(BaseModel):
+    kind: str
+    id: str
+    deliveries: list[Delivery] = Field(description="per resource of the record and per EHR connection")
+
+
+class ConnectionStatus(BaseModel):
+    clinic: str | None
+    connection: str
+    mode: str | None = Field(description="transaction, conditional or search (from the EHR's capabilities)")
+    disabled: bool
+    paused: bool = Field(description="the circuit breaker holds deliveries back until paused_until")
+    paused_until: str | None
+    failures: int = Field(description="retryable failures in a row")
+    pending: int
+    delivered: int
+    dead: int
+
+
+class DeadLetter(BaseModel):
+    id: int = Field(description="pass in /replay ids, or as ?after= for the next page")
+    connection: str | None
+    resource: str
+    version: int
+    attempts: int
+    status_code: int | None
+    outcome_code: str | None
+    outcome: dict[str, Any] | None = Field(description="the EHR's OperationOutcome, as it answered")
+    created_at: str
+
+
+class SyncErrorDetail(BaseModel):
+    detail: Any = Field(description="a message, or for 422 a list of {loc, msg, type}")
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": SyncErrorDetail, "description": "missing, invalid or expired bearer token"},
+    403: {"model": SyncErrorDetail, "description": "the token may not do this"},
+}
+ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    403: {"model": SyncErrorDetail, "description": "not an admin client's token"},
+}
 
 
 def _record_sync_route(kind: str) -> None:
@@ -32,7 +98,8 @@ def _record_sync_route(kind: str) -> None:
         f"/{kind}/{{external_id}}/sync",
         summary=f"Delivery state of a {kind} record's FHIR resources, per EHR connection",
         operation_id=f"sync_state_{kind.replace('-', '_')}",
-        include_in_schema=False,
+        response_model=RecordSync,
+        responses={**ERRORS, 404: {"model": SyncErrorDetail, "description": "no such record in this clinic"}},
     )
     def record_sync(
         external_id: ExternalIdPath, clinic: ClinicDep, session: ReadSessionDep
@@ -58,7 +125,10 @@ def _require_admin(principal: Any) -> None:
 
 
 @admin_router.get(
-    "/status", summary="Pending, delivered and dead deliveries per connection", include_in_schema=False
+    "/status",
+    summary="Pending, delivered and dead deliveries per connection",
+    response_model=list[ConnectionStatus],
+    responses=ADMIN_ERRORS,
 )
 def admin_status(principal: PrincipalDep, session: ReadSessionDep) -> list[dict[str, Any]]:
     _require_admin(principal)
@@ -68,7 +138,8 @@ def admin_status(principal: PrincipalDep, session: ReadSessionDep) -> list[dict[
 @admin_router.get(
     "/dead-letters",
     summary="Deliveries given up on, with the EHR's OperationOutcome",
-    include_in_schema=False,
+    response_model=list[DeadLetter],
+    responses=ADMIN_ERRORS,
 )
 def admin_dead_letters(
     principal: PrincipalDep,
@@ -81,7 +152,12 @@ def admin_dead_letters(
     return sync_status.dead_letters(session, name=connection, limit=limit, after=after)
 
 
-@admin_router.post("/replay", summary="Put dead letters back into the queue", include_in_schema=False)
+@admin_router.post(
+    "/replay",
+    summary="Put dead letters back into the queue",
+    response_model=Replayed,
+    responses=ADMIN_ERRORS,
+)
 def admin_replay(
     principal: PrincipalDep, session: SessionDep, body: Annotated[ReplayRequest, Body()] = ReplayRequest()
 ) -> dict[str, int]:

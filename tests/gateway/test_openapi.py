@@ -22,7 +22,11 @@ from gateway.clinic_api.examples import RECORD_EXAMPLES
 from gateway.core.config import Settings
 from gateway.db.tables import AccessTokenRow
 from gateway.openapi import BATCH_EXAMPLE_KINDS, BEARER, OAUTH2, UNKNOWN_ID
+from mappings.records import ALL_KINDS
 
+#: operations outside /fhir that need a token: 7 per record kind with examples x 5, 3 x 3 other kinds,
+#: the batch; EHR sync: GET /api/v1/<kind>/{id}/sync per kind, the referral import, /admin/sync x 3
+PROTECTED_OPERATIONS = 7 * 5 + 3 * 3 + 1 + len(ALL_KINDS) + 1 + 3
 KIND_ORDER = list(RECORD_EXAMPLES)  # patients, practitioners, sessions, doses, vitals, ... (dependency order)
 GRANT = {"grant_type": "client_credentials"}
 
@@ -58,12 +62,13 @@ def test_every_protected_operation_says_so(spec, client, clinic) -> None:
         response = client.request(method, url)
         if response.status_code == 401 and path != "/auth/token":
             # /fhir takes any bearer token (its SMART scopes are judged per resource type)
-            scopes = [] if path.startswith("/fhir") else ["clinic/records.write"]
+            # (/admin takes an admin client's token, which has no clinic records scope)
+            scopes = [] if path.startswith(("/fhir", "/admin")) else ["clinic/records.write"]
             assert operation.get("security") == [{BEARER: []}, {OAUTH2: scopes}], (method, path)
             checked += not path.startswith("/fhir")
         else:
             assert "security" not in operation, (method, path)
-    assert checked == 7 * 5 + 3 * 3 + 1
+    assert checked == PROTECTED_OPERATIONS
 
 
 def test_no_413_without_a_body(spec) -> None:
@@ -176,6 +181,10 @@ class Realizer:
                 path, data=GRANT, auth=(self.credentials()[0], "wrong")
             ),
             "throttled": self.throttled,
+            "unknown-connection": lambda path, method: self.send(
+                method, self.url(path), json={"connection": UNKNOWN_ID, "identifier": {"value": "MRN-0001"}}
+            ),
+            "not-an-admin-token": lambda path, method: self.send(method, path, **self.body(method)),
         }
 
     # helpers
@@ -285,7 +294,7 @@ def test_every_documented_example_is_what_the_server_answers(
             assert header.lower() in response.headers, f"{where}: no {header} header"
         checked[name] = checked.get(name, 0) + 1
     assert set(checked) == set(realizer.by_name)  # every kind of example occurs and was checked
-    assert checked["missing-token"] == 7 * 5 + 3 * 3 + 1
+    assert checked["missing-token"] == PROTECTED_OPERATIONS
 
 
 def operation_headers(spec: dict[str, Any], path: str, method: str, status: str) -> list[str]:

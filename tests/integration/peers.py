@@ -104,6 +104,10 @@ class Hospital:
     def stats(self) -> dict[str, int]:
         return dict(httpx.get(f"{self.control}/stats", timeout=10).json())
 
+    def creates(self) -> dict[str, Any]:
+        """Creates received per resource identity: ``{"creates", "identities", "repeated": {key: n}}``."""
+        return dict(httpx.get(f"{self.control}/creates", timeout=30).json())
+
     def reject_tokens(self) -> None:
         httpx.post(f"{self.control}/reject-tokens", timeout=10).raise_for_status()
 

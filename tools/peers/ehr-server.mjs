@@ -12,7 +12,10 @@
 // Test controls (no auth, loopback only): GET /__control/resources/<Type> lists every stored resource of a
 // type; GET /__control/stats counts requests by method and interaction; POST /__control/reject-tokens makes
 // every token issued so far invalid (the next request with one gets 401); POST /__control/issuer?url=U sets
-// AUTH_ISSUER after start (the authorization server needs the FHIR base first, so it starts second).
+// AUTH_ISSUER after start (the authorization server needs the FHIR base first, so it starts second);
+// GET /__control/creates counts the creates (POST, alone or in a Bundle) per resource identity (its
+// urn:uuid identifier or tag): {"creates": N, "identities": M, "repeated": {"Type|urn:uuid:..": n, ...}}, so a
+// benchmark can tell that no item was sent twice.
 import fs from 'node:fs';
 import http from 'node:http';
 import {
@@ -106,6 +109,7 @@ const repo = new IndexedRepository();
 const router = new FhirRouter();
 let jwks = issuer ? createRemoteJWKSet(new URL(issuer + '/jwks')) : null;
 const stats = {};
+const creates = new Map(); // "Type|urn:uuid:..." -> how often a create of it arrived
 const seenTokens = new Set();
 const revokedTokens = new Set();
 let base = '';
@@ -122,6 +126,20 @@ function outcome(status, code, diagnostics) {
 
 function count(key) {
   stats[key] = (stats[key] || 0) + 1;
+}
+
+function countCreates(path, body) {
+  const posted = body?.resourceType === 'Bundle' && path === '/'
+    ? (body.entry || []).filter((e) => e.request?.method === 'POST').map((e) => e.resource)
+    : [body];
+  for (const resource of posted) {
+    const marks = [...(resource?.identifier ? [].concat(resource.identifier) : []).map((i) => i?.value),
+      ...(resource?.meta?.tag || []).map((t) => t?.code)].filter((m) => typeof m === 'string' && m.startsWith('urn:uuid:'));
+    for (const mark of new Set(marks)) {
+      const key = `${resource.resourceType}|${mark}`;
+      creates.set(key, (creates.get(key) || 0) + 1);
+    }
+  }
 }
 
 function capabilityStatement() {
@@ -219,6 +237,15 @@ async function handle(req, res) {
       return send(res, 200, found);
     }
     if (action === 'stats') return send(res, 200, stats);
+    if (action === 'creates') {
+      let total = 0;
+      const repeated = {};
+      for (const [key, n] of creates) {
+        total += n;
+        if (n > 1) repeated[key] = n;
+      }
+      return send(res, 200, { creates: total, identities: creates.size, repeated });
+    }
     if (action === 'issuer' && req.method === 'POST') {
       issuer = url.searchParams.get('url') || '';
       jwks = issuer ? createRemoteJWKSet(new URL(issuer + '/jwks')) : null;
@@ -266,6 +293,7 @@ async function handle(req, res) {
   const query = Object.fromEntries(url.searchParams.entries());
   const kind = body?.resourceType === 'Bundle' && path === '/' ? `bundle-${body.type}` : path.split('/').filter(Boolean).length <= 1 ? 'type' : 'instance';
   count(`${req.method} ${kind}`);
+  if (req.method === 'POST') countCreates(path, body);
   const [result, resource] = await router.handleRequest(
     { method: req.method, url: path + url.search, body, params: {}, query, headers, config: { transactions: true } },
     repo,

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, false, func, literal, or_, select, true, update
+from sqlalchemy import delete, exists, false, func, literal, select, true, update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 from sqlmodel import select as select_rows
 
 from gateway.db.repositories.fhir_search import access_filter
+from gateway.db.repositories.leases import Leased
 from gateway.db.tables import (
     BulkFileRow,
     BulkGroupMemberRow,
@@ -38,6 +39,8 @@ GROUP = BulkGroupRow.__table__  # type: ignore[attr-defined]
 MEMBER = BulkGroupMemberRow.__table__  # type: ignore[attr-defined]
 JOB = BulkJobRow.__table__  # type: ignore[attr-defined]
 FILE = BulkFileRow.__table__  # type: ignore[attr-defined]
+
+JOB_LEASE = Leased(JOB)
 
 ACTIVE = ("queued", "running")
 
@@ -153,24 +156,27 @@ def count_active_jobs(session: Session, *, client_pk: int) -> int:
 
 def claim_job(session: Session, *, owner: str, now: datetime, lease_until: datetime) -> int | None:
     """Takes the oldest job that is queued, or running under a lapsed lease (or this owner's own), and
-    leases it to ``owner``. The UPDATE re-checks the lease (a compare-and-set: PostgreSQL re-evaluates it
-    after a concurrent claim commits, SQLite runs one writer at a time), so two workers never both win."""
-    free = or_(JOB.c.lease_until.is_(None), JOB.c.lease_until < now, JOB.c.lease_owner == owner)
+    leases it to ``owner`` (``leases.Leased.take``: of two workers racing for a job, one wins)."""
     candidates = session.connection().execute(
-        select(JOB.c.id, JOB.c.lease_owner).where(JOB.c.status.in_(ACTIVE), free).order_by(JOB.c.id).limit(5)
+        select(JOB.c.id, JOB.c.lease_owner)
+        .where(JOB.c.status.in_(ACTIVE), JOB_LEASE.free(now=now, owner=owner))
+        .order_by(JOB.c.id)
+        .limit(5)
     )
     for candidate in list(candidates):
-        result = session.connection().execute(
-            update(JOB)
-            .where(JOB.c.id == candidate.id, JOB.c.status.in_(ACTIVE), free)
-            .values(
-                status="running",
-                lease_owner=owner,
-                lease_until=lease_until,
-                attempts=JOB.c.attempts + (0 if candidate.lease_owner == owner else 1),
-            )
+        taken = JOB_LEASE.take(
+            session,
+            JOB.c.id == candidate.id,
+            JOB.c.status.in_(ACTIVE),
+            owner=owner,
+            until=lease_until,
+            now=now,
+            values={
+                "status": "running",
+                "attempts": JOB.c.attempts + (0 if candidate.lease_owner == owner else 1),
+            },
         )
-        if result.rowcount == 1:
+        if taken == 1:
             return int(candidate.id)
     return None
 
@@ -185,17 +191,15 @@ def renew_lease(
     resources_written: int | None = None,
 ) -> bool:
     """Extends the lease while ``owner`` still holds the running job (False: cancelled or taken over)."""
-    values: dict[str, Any] = {"lease_until": lease_until}
+    values: dict[str, Any] = {}
     if progress is not None:
         values["progress"] = progress[:100]
     if resources_written is not None:
         values["resources_written"] = resources_written
-    result = session.connection().execute(
-        update(JOB)
-        .where(JOB.c.id == job_pk, JOB.c.lease_owner == owner, JOB.c.status == "running")
-        .values(**values)
+    held = JOB_LEASE.renew(
+        session, JOB.c.id == job_pk, JOB.c.status == "running", owner=owner, until=lease_until, values=values
     )
-    return bool(result.rowcount == 1)
+    return held == 1
 
 
 def finish_job(
@@ -233,11 +237,7 @@ def cancel_job(session: Session, *, job_pk: int, now: datetime) -> None:
 
 
 def release_lease(session: Session, *, job_pk: int, owner: str) -> None:
-    session.connection().execute(
-        update(JOB)
-        .where(JOB.c.id == job_pk, JOB.c.lease_owner == owner)
-        .values(lease_owner=None, lease_until=None)
-    )
+    JOB_LEASE.release(session, JOB.c.id == job_pk, owner=owner)
 
 
 def expired_jobs(session: Session, *, now: datetime, limit: int = 50) -> list[tuple[int, str]]:
@@ -247,7 +247,7 @@ def expired_jobs(session: Session, *, now: datetime, limit: int = 50) -> list[tu
         .where(
             JOB.c.status.not_in(ACTIVE),
             JOB.c.expires_at < now,
-            or_(JOB.c.lease_until.is_(None), JOB.c.lease_until < now),
+            JOB_LEASE.free(now=now),
         )
         .order_by(JOB.c.id)
         .limit(limit)

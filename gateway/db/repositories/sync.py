@@ -11,11 +11,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, String, and_, cast, delete, func, literal, or_, select, update
+from sqlalchemy import Row, String, and_, cast, delete, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 from sqlmodel import select as orm_select
 
+from gateway.db.repositories.leases import Leased
 from gateway.db.tables import (
     EhrConnectionRow,
     OutboxRow,
@@ -33,6 +34,10 @@ RECORD = RecordRow.__table__  # type: ignore[attr-defined]
 ID_MAP = SyncIdMapRow.__table__  # type: ignore[attr-defined]
 LEASE = SyncLeaseRow.__table__  # type: ignore[attr-defined]
 CONNECTION = EhrConnectionRow.__table__  # type: ignore[attr-defined]
+
+#: outbox rows are leased while a worker delivers them; a delivery key in ``sync_lease`` while one works on it
+OUTBOX_LEASE = Leased(OUTBOX)
+KEY_LEASE = Leased(LEASE, owner_column="owner", until_column="until")
 
 
 def _insert(session: Session, table: Any) -> Any:
@@ -145,7 +150,7 @@ def due_keys(
             OUTBOX.c.status == "pending",
             OUTBOX.c.next_attempt_at <= now,
             OUTBOX.c.connection_pk.in_(list(connection_pks)),
-            or_(OUTBOX.c.lease_until.is_(None), OUTBOX.c.lease_until < now),
+            OUTBOX_LEASE.free(now=now),
         )
         .group_by(
             OUTBOX.c.connection_pk,
@@ -165,33 +170,28 @@ def acquire_lease(
     session: Session, *, connection_pk: int, key: str, owner: str, until: datetime, now: datetime
 ) -> bool:
     """Takes (or renews, for the same owner) the lease on ``key``; False when someone else holds it."""
-    connection = session.connection()
-    # RETURNING rather than rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT DO NOTHING
-    taken = connection.execute(
-        update(LEASE)
-        .where(
-            LEASE.c.connection_pk == connection_pk,
-            LEASE.c.key == key,
-            or_(LEASE.c.until < now, LEASE.c.owner == owner),
-        )
-        .values(owner=owner, until=until)
-        .returning(LEASE.c.key)
-    ).first()
-    if taken is not None:
+    where = (LEASE.c.connection_pk == connection_pk, LEASE.c.key == key)
+    if KEY_LEASE.take(session, *where, owner=owner, until=until, now=now):
         return True
-    inserted = connection.execute(
-        _insert(session, LEASE)
-        .values(connection_pk=connection_pk, key=key, owner=owner, until=until)
-        .on_conflict_do_nothing()
-        .returning(LEASE.c.key)
-    ).first()
+    # RETURNING rather than rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT DO NOTHING
+    inserted = (
+        session.connection()
+        .execute(
+            _insert(session, LEASE)
+            .values(connection_pk=connection_pk, key=key, owner=owner, until=until)
+            .on_conflict_do_nothing()
+            .returning(LEASE.c.key)
+        )
+        .first()
+    )
     return inserted is not None
 
 
 def release_lease(session: Session, *, connection_pk: int, key: str, owner: str) -> None:
+    """Deletes ``owner``'s lease on the key (a key's lease row exists only while it is held)."""
     session.connection().execute(
         delete(LEASE).where(
-            LEASE.c.connection_pk == connection_pk, LEASE.c.key == key, LEASE.c.owner == owner
+            LEASE.c.connection_pk == connection_pk, LEASE.c.key == key, KEY_LEASE.owner == owner
         )
     )
 
@@ -228,7 +228,7 @@ def claim_rows(
         OUTBOX.c.connection_pk == connection_pk,
         OUTBOX.c.status == "pending",
         OUTBOX.c.next_attempt_at <= now,
-        or_(OUTBOX.c.lease_until.is_(None), OUTBOX.c.lease_until < now),
+        OUTBOX_LEASE.free(now=now),
     ]
     if kind == "p":
         where.append(OUTBOX.c.patient_key == value)
@@ -241,11 +241,7 @@ def claim_rows(
     ids = [r.id for r in connection.execute(pick)]
     if not ids:
         return []
-    connection.execute(
-        update(OUTBOX)
-        .where(OUTBOX.c.id.in_(ids), or_(OUTBOX.c.lease_until.is_(None), OUTBOX.c.lease_until < now))
-        .values(lease_owner=owner, lease_until=until)
-    )
+    OUTBOX_LEASE.take(session, OUTBOX.c.id.in_(ids), owner=owner, until=until, now=now)
     return list(
         connection.execute(
             select(OUTBOX, RESOURCE.c.resource_type, RESOURCE.c.resource_id)
@@ -415,11 +411,7 @@ def mark_failed(
 
 def release_rows(session: Session, *, ids: Sequence[int], owner: str) -> None:
     if ids:
-        session.connection().execute(
-            update(OUTBOX)
-            .where(OUTBOX.c.id.in_(list(ids)), OUTBOX.c.lease_owner == owner)
-            .values(lease_owner=None, lease_until=None)
-        )
+        OUTBOX_LEASE.release(session, OUTBOX.c.id.in_(list(ids)), owner=owner)
 
 
 # --- status ---

@@ -4,9 +4,9 @@ The EHR here is a small in-memory fake (fake_ehr.py); tests/integration runs the
 
 from __future__ import annotations
 
-import time
 from datetime import date, timedelta
 
+import orjson
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -17,7 +17,7 @@ from gateway.db.engine import session_scope
 from gateway.db.repositories import sync as sync_repo
 from gateway.db.tables import utcnow
 from gateway.demo import load_demo
-from gateway.sync import connections
+from gateway.sync import connections, shaping
 from gateway.sync import status as sync_status
 from gateway.sync.outbox import Deliverer
 
@@ -181,26 +181,46 @@ def test_claimed_rows_are_not_claimed_again_and_come_back_when_the_lease_ends(
     assert rows and again == [] and {r.id for r in back} == {r.id for r in rows}
 
 
+def held_references(fake: FakeEhr) -> list[tuple[str, str]]:
+    """Every literal reference the fake EHR holds, as (type, EHR id)."""
+    return [ref for resource in fake.store.values() for ref in shaping.references(resource)]
+
+
 def test_a_rejected_resource_is_a_dead_letter_the_rest_goes_through_and_replay_delivers_it(
     engine: Engine, fast: Settings, demo: None, fake: FakeEhr, add_connection
 ) -> None:
     add_connection(engine, fast, fake)
     fake.reject_type = "Patient"
-    run(engine, fast)
+    # what waits for the dead Patient is retried with backoff: long here, so that the run ends
+    run(engine, fast.model_copy(update={"sync_backoff_base_seconds": 60, "sync_backoff_cap_seconds": 120}))
     with session_scope(engine, read_only=True) as session:
         dead = sync_status.dead_letters(session)
     assert [d["resource"].split("/")[0] for d in dead] == ["Patient"]
     assert dead[0]["status_code"] == 422 and dead[0]["outcome"]["issue"][0]["code"] == "invalid"
     assert fake.ours("Organization") and fake.ours("Practitioner")  # what does not need the Patient went
+    # what references the dead Patient did not reach the EHR without it (not even with a logical reference
+    # by identifier, as before 05e76cf): it waits, pending with backoff, and is no dead letter of its own
+    assert {t for t, _ in fake.store} <= {"Organization", "Practitioner", "Provenance"}
+    assert not [r for r in fake.store.values() if "subject" in r or "patient" in r]
+    assert all(
+        ref[0] != "Patient"
+        for r in fake.store.values()
+        if r["resourceType"] == "Provenance"
+        for ref in shaping.references(r)
+    )
+    assert all(ref in fake.store for ref in held_references(fake))  # nothing dangles at the EHR
+    assert outbox(engine)["dead"] == 1 and outbox(engine)["pending"] > 0
     fake.reject_type = None
     with session_scope(engine) as session:
         assert sync_status.replay(session) == 1
-    for _ in range(200):  # what waited for the Patient is retried after its (short) backoff
-        run(engine, fast)
-        if set(outbox(engine)) == {"delivered"}:
-            break
-        time.sleep(0.05)
+    with engine.begin() as c:  # what waited for the Patient is due again (its backoff passed)
+        c.execute(text("UPDATE outbox SET next_attempt_at = created_at WHERE status = 'pending'"))
+    run(engine, fast)
     assert len(fake.ours("Patient")) == 1 and set(outbox(engine)) == {"delivered"}
+    ((patient,),) = fake.ours("Patient").values()
+    observations = [r for copies in fake.ours("Observation").values() for r in copies]
+    assert observations and all(o["subject"]["reference"] == f"Patient/{patient['id']}" for o in observations)
+    assert all(ref in fake.store for ref in held_references(fake))
 
 
 def test_an_ehr_that_keeps_failing_pauses_the_connection(
@@ -224,3 +244,33 @@ def test_an_ehr_that_keeps_failing_pauses_the_connection(
     calls = dict(fake.requests)
     assert not deliverer.run_once()  # paused: nothing is tried
     assert dict(fake.requests) == calls
+
+
+def test_a_dependency_another_worker_delivered_meanwhile_is_not_sent_again(
+    engine: Engine, fast: Settings, demo: None, fake: FakeEhr, add_connection
+) -> None:
+    """The worker looks up a dependency's EHR id, then leases its key: the lease's holder may have delivered it
+    in between, so the id is read again under the lease (4 workers sent Practitioners twice without that)."""
+    from gateway.sync.outbox import Claim
+
+    pk = add_connection(engine, fast, fake)
+    run(engine, fast)  # "the other worker": everything, the Practitioner too, is at the EHR
+    our_id, (practitioner,) = next(iter(fake.ours("Practitioner").items()))
+    with session_scope(engine, read_only=True) as session:
+        row = sync_repo.get_connection_by_pk(session, pk=pk)
+        assert row is not None
+        (target,) = sync_repo.current_by_refs(
+            session, clinic_pk=row.clinic_pk, refs=[("Practitioner", our_id)]
+        ).values()
+    deliverer = Deliverer(engine, fast)
+    claim = Claim(row, "p:someone", connections.client_for(row, fast), "transaction")
+    sent = dict(fake.requests)
+    deliverer._deliver_dependency(claim, target, orjson.loads(target.content), 0)  # looked up stale
+    deliverer._checkpoint(claim)
+    for key in claim.extra_keys:
+        with session_scope(engine) as session:
+            sync_repo.release_lease(session, connection_pk=pk, key=key, owner=deliverer.owner)
+            session.commit()
+    assert dict(fake.requests) == sent  # nothing was sent
+    assert claim.ehr_ids[("Practitioner", our_id)] == practitioner["id"]
+    assert len(fake.ours("Practitioner")[our_id]) == 1
