@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from support.fake_ehr import FakeEhr
+from support.outbox import run_until_idle
 
 from gateway.core.config import Settings
 from gateway.db.engine import session_scope
@@ -38,10 +39,7 @@ def outbox(engine: Engine) -> dict[str, int]:
 def run(engine: Engine, settings: Settings, deliverer: Deliverer | None = None) -> int:
     deliverer = deliverer or Deliverer(engine, settings)
     connections.upkeep(engine, settings, now=utcnow())
-    claims = 0
-    while deliverer.run_once():
-        claims += 1
-    return claims
+    return run_until_idle(deliverer)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from support.fake_ehr import FakeEhr
+from support.outbox import run_until_idle
 
 from gateway.auth.clients import create_admin_client
 from gateway.core.config import Settings
@@ -36,9 +37,7 @@ def test_record_sync_state_and_admin_status(
     pending = clinic.get("/api/v1/patients/p-1/sync").json()["deliveries"]
     assert {d["resource"].split("/")[0] for d in pending} == {"Patient", "Provenance"}
     assert {d["status"] for d in pending} == {"pending"}
-    deliverer = Deliverer(engine, settings)
-    while deliverer.run_once():
-        pass
+    run_until_idle(Deliverer(engine, settings))
     done = clinic.get("/api/v1/patients/p-1/sync").json()["deliveries"]
     patient = next(d for d in done if d["resource"].startswith("Patient/"))
     assert patient["status"] == "delivered" and patient["connection"] == "h"
