@@ -6,17 +6,20 @@ answers ``$export``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from email.utils import format_datetime
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import FileResponse, Response
 
+from gateway.auth.service import Principal
 from gateway.bulk import groups, jobs
 from gateway.bulk.kickoff import Level, parse_kickoff
 from gateway.core.config import Settings
 from gateway.core.errors import FHIR_JSON
+from gateway.db.engine import Session
 from gateway.deps import PrincipalDep, ReadSessionDep, SessionDep, SettingsDep
 from gateway.fhir_api.access import FhirAccess
 from gateway.fhir_api.bundles import Bundle, match
@@ -48,61 +51,61 @@ AcceptHeader = Annotated[str | None, Header(include_in_schema=False)]
 PreferHeader = Annotated[str | None, Header(include_in_schema=False)]
 
 
-def _kickoff(
-    level: Level,
+@dataclass(frozen=True)
+class Kickoff:
+    """A kick-off request as the three ``$export`` levels share it; :meth:`start` records the job."""
+
+    request: Request
+    session: Session
+    settings: Settings
+    principal: Principal
+    accept: str | None
+    prefer: str | None
+
+    def start(self, level: Level, group_id: str | None = None) -> Response:
+        parsed = parse_kickoff(
+            level,
+            self.request.query_params.multi_items(),
+            accept=self.accept,
+            prefer=self.prefer,
+            group_id=group_id,
+        )
+        url = self.settings.fhir_base_url + self.request.url.path.removeprefix("/fhir")
+        if self.request.url.query:
+            url += "?" + self.request.url.query
+        location = jobs.kickoff(
+            self.session, self.settings, principal=self.principal, request=parsed, request_url=url
+        )
+        return Response(status_code=202, headers={"Content-Location": location})
+
+
+def get_kickoff(
     request: Request,
     session: SessionDep,
-    settings: Settings,
+    settings: SettingsDep,
     principal: PrincipalDep,
-    accept: str | None,
-    prefer: str | None,
-    group_id: str | None = None,
-) -> Response:
-    parsed = parse_kickoff(
-        level, request.query_params.multi_items(), accept=accept, prefer=prefer, group_id=group_id
-    )
-    url = settings.fhir_base_url + request.url.path.removeprefix("/fhir")
-    if request.url.query:
-        url += "?" + request.url.query
-    location = jobs.kickoff(session, settings, principal=principal, request=parsed, request_url=url)
-    return Response(status_code=202, headers={"Content-Location": location})
+    accept: AcceptHeader = None,
+    prefer: PreferHeader = None,
+) -> Kickoff:
+    return Kickoff(request, session, settings, principal, accept, prefer)
+
+
+KickoffDep = Annotated[Kickoff, Depends(get_kickoff)]
 
 
 @router.get("/$export", status_code=202, summary="$export (system level)")
-def export_kickoff(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-    accept: AcceptHeader = None,
-    prefer: PreferHeader = None,
-) -> Response:
-    return _kickoff("system", request, session, settings, principal, accept, prefer)
+def export_kickoff(kickoff: KickoffDep) -> Response:
+    return kickoff.start("system")
 
 
 @router.get("/Patient/$export", status_code=202, summary="Patient/$export (all patients)")
-def export_patients_kickoff(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-    accept: AcceptHeader = None,
-    prefer: PreferHeader = None,
-) -> Response:
-    return _kickoff("patient", request, session, settings, principal, accept, prefer)
+def export_patients_kickoff(kickoff: KickoffDep) -> Response:
+    return kickoff.start("patient")
 
 
 @router.get("/Group/{group_id}/$export", status_code=202, summary="Group/[id]/$export")
-def export_group_kickoff(
-    group_id: str,
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-    accept: AcceptHeader = None,
-    prefer: PreferHeader = None,
-) -> Response:
-    return _kickoff("group", request, session, settings, principal, accept, prefer, group_id)
+def export_group_kickoff(group_id: str, kickoff: KickoffDep) -> Response:
+    return kickoff.start("group", group_id)
 
 
 @router.get("/Group", summary="search Groups (_id, identifier, name)")
