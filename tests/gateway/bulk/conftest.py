@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Any
 
 import orjson
@@ -18,13 +18,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
+from support.tokens import write_token
 
-from gateway.auth import credentials
 from gateway.bulk.runner import run_export_turn
 from gateway.core.config import Settings
-from gateway.db.repositories import clinics as clinic_repo
-from gateway.db.repositories import tokens as token_repo
-from gateway.db.tables import AccessTokenRow, ClientRow
 from gateway.demo import load_demo
 
 FHIR_JSON = "application/fhir+json"
@@ -56,41 +53,7 @@ def make_token(engine: Engine, settings: Settings) -> Callable[..., str]:
     def make(
         scope: str = "system/*.read", *, clinics: tuple[str, ...] = ("demo",), patient: str | None = None
     ) -> str:
-        token = credentials.new_token()
-        now = datetime.now(UTC)
-        with Session(engine, expire_on_commit=False) as session:
-            pks = []
-            for slug in clinics:
-                clinic = clinic_repo.get_clinic(session, slug=slug)
-                assert clinic is not None and clinic.id is not None
-                pks.append(clinic.id)
-            client = clinic_repo.add_client(
-                session,
-                client=ClientRow(
-                    client_id=credentials.new_client_id(),
-                    kind="ehr",
-                    name="bulk test",
-                    token_endpoint_auth_method="private_key_jwt",
-                    scopes=scope,
-                ),
-                clinic_pks=pks,
-            )
-            assert client.id is not None
-            token_repo.add_token(
-                session,
-                token=AccessTokenRow(
-                    token_hash=credentials.token_hash(
-                        token, settings.token_signing_secret.get_secret_value()
-                    ),
-                    client_pk=client.id,
-                    scope=scope,
-                    context={"patient": patient} if patient else None,
-                    issued_at=now,
-                    expires_at=now + timedelta(hours=1),
-                ),
-            )
-            session.commit()
-        return token
+        return write_token(engine, settings, scope=scope, clinics=clinics, patient=patient)
 
     return make
 

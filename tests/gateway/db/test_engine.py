@@ -75,9 +75,8 @@ def test_reads_take_no_write_lock(quick: Settings) -> None:
         reader.dispose()
 
 
+@pytest.mark.backends("postgresql")  # SQLite has no statement timeout
 def test_a_statement_past_the_timeout_is_busy(quick: Settings) -> None:
-    if not quick.database_url.startswith("postgresql"):
-        pytest.skip("statement_timeout is PostgreSQL's")  # SQLite has no statement timeout
     engine = make_engine(quick)
     try:
         with pytest.raises(DBAPIError) as raised, engine.connect() as connection:
