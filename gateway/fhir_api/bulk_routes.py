@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from email.utils import format_datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Request
@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, Response
 
 from gateway.auth.service import Principal
 from gateway.bulk import groups, jobs
-from gateway.bulk.kickoff import Level, parse_kickoff
+from gateway.bulk.kickoff import Level, parameters_body, parse_kickoff
 from gateway.core.config import Settings
 from gateway.core.errors import FHIR_JSON
 from gateway.db.engine import Session
@@ -53,33 +53,35 @@ PreferHeader = Annotated[str | None, Header(include_in_schema=False)]
 
 @dataclass(frozen=True)
 class Kickoff:
-    """A kick-off request as the three ``$export`` levels share it; :meth:`start` records the job."""
+    """A kick-off request as the three ``$export`` levels share it (GET: the query string's parameters;
+    POST: the ``Parameters`` body's); :meth:`start` records the job."""
 
-    request: Request
     session: Session
     settings: Settings
     principal: Principal
+    params: list[tuple[str, str]]
+    from_body: bool
+    #: the kick-off URL for the manifest's ``request`` (a POST's without its parameters)
+    url: str
     accept: str | None
     prefer: str | None
 
     def start(self, level: Level, group_id: str | None = None) -> Response:
         parsed = parse_kickoff(
             level,
-            self.request.query_params.multi_items(),
+            self.params,
             accept=self.accept,
             prefer=self.prefer,
             group_id=group_id,
+            from_body=self.from_body,
         )
-        url = self.settings.fhir_base_url + self.request.url.path.removeprefix("/fhir")
-        if self.request.url.query:
-            url += "?" + self.request.url.query
         location = jobs.kickoff(
-            self.session, self.settings, principal=self.principal, request=parsed, request_url=url
+            self.session, self.settings, principal=self.principal, request=parsed, request_url=self.url
         )
         return Response(status_code=202, headers={"Content-Location": location})
 
 
-def get_kickoff(
+async def get_kickoff(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
@@ -87,23 +89,60 @@ def get_kickoff(
     accept: AcceptHeader = None,
     prefer: PreferHeader = None,
 ) -> Kickoff:
-    return Kickoff(request, session, settings, principal, accept, prefer)
+    url = settings.fhir_base_url + request.url.path.removeprefix("/fhir")
+    if request.method == "POST":
+        params = parameters_body(await request.body(), request.headers.get("content-type"))
+        return Kickoff(session, settings, principal, params, True, url, accept, prefer)
+    if request.url.query:
+        url += "?" + request.url.query
+    params = request.query_params.multi_items()
+    return Kickoff(session, settings, principal, params, False, url, accept, prefer)
 
 
 KickoffDep = Annotated[Kickoff, Depends(get_kickoff)]
+#: the POST kick-off's body, for the OpenAPI document
+PARAMETERS_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "A FHIR Parameters resource: _outputFormat, _since, _type, _typeFilter (valueString) "
+        "and, at the Patient and Group levels, patient (valueReference).",
+        "content": {
+            FHIR_JSON: {"schema": {"type": "object"}},
+            "application/json": {"schema": {"type": "object"}},
+        },
+    }
+}
 
 
 @router.get("/$export", status_code=202, summary="$export (system level)")
+@router.post(
+    "/$export",
+    status_code=202,
+    summary="$export (system level, Parameters body)",
+    openapi_extra=PARAMETERS_BODY,
+)
 def export_kickoff(kickoff: KickoffDep) -> Response:
     return kickoff.start("system")
 
 
 @router.get("/Patient/$export", status_code=202, summary="Patient/$export (all patients)")
+@router.post(
+    "/Patient/$export",
+    status_code=202,
+    summary="Patient/$export (Parameters body; patient)",
+    openapi_extra=PARAMETERS_BODY,
+)
 def export_patients_kickoff(kickoff: KickoffDep) -> Response:
     return kickoff.start("patient")
 
 
 @router.get("/Group/{group_id}/$export", status_code=202, summary="Group/[id]/$export")
+@router.post(
+    "/Group/{group_id}/$export",
+    status_code=202,
+    summary="Group/[id]/$export (Parameters body; patient)",
+    openapi_extra=PARAMETERS_BODY,
+)
 def export_group_kickoff(group_id: str, kickoff: KickoffDep) -> Response:
     return kickoff.start("group", group_id)
 

@@ -94,7 +94,14 @@ class Export:
     raw: dict[str, bytes]
 
     def resources(self) -> list[dict[str, Any]]:
-        return [r for lines in self.files.values() for r in lines]
+        """The exported resources (the ``output`` files)."""
+        outputs = {item["url"] for item in self.manifest["output"]}
+        return [r for url, lines in self.files.items() if url in outputs for r in lines]
+
+    def deleted(self) -> list[dict[str, Any]]:
+        """The ``deleted`` files' Bundles."""
+        urls = {item["url"] for item in self.manifest.get("deleted", [])}
+        return [r for url, lines in self.files.items() if url in urls for r in lines]
 
     def ids(self) -> list[tuple[str, str]]:
         return [(r["resourceType"], r["id"]) for r in self.resources()]
@@ -111,10 +118,23 @@ def drain(engine: Engine, settings: Settings, owner: str = "test-worker") -> int
 
 @pytest.fixture
 def export(client: TestClient, engine: Engine, settings: Settings) -> Callable[..., Export]:
-    """Kick-off at ``path`` with ``params``, run the worker, fetch the manifest and every file."""
+    """Kick-off at ``path`` with ``params`` (GET), or with a ``Parameters`` resource (POST), run the
+    worker, fetch the manifest and every file (``output``, ``error`` and ``deleted``)."""
 
-    def run(path: str, token: str, params: Any = None, headers: dict[str, str] | None = None) -> Export:
-        kicked = client.get(f"/fhir/{path}", params=params, headers=auth(token, **ASYNC, **(headers or {})))
+    def run(
+        path: str,
+        token: str,
+        params: Any = None,
+        headers: dict[str, str] | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> Export:
+        sent = auth(token, **{**ASYNC, **(headers or {})})
+        if parameters is not None:
+            body = orjson.dumps(parameters)
+            sent["Content-Type"] = FHIR_JSON
+            kicked = client.post(f"/fhir/{path}", content=body, headers=sent)
+        else:
+            kicked = client.get(f"/fhir/{path}", params=params, headers=sent)
         assert kicked.status_code == 202, kicked.text
         status_path = local(kicked.headers["Content-Location"])
         drain(engine, settings)
@@ -123,7 +143,7 @@ def export(client: TestClient, engine: Engine, settings: Settings) -> Callable[.
         manifest = status.json()
         files: dict[str, list[dict[str, Any]]] = {}
         raw: dict[str, bytes] = {}
-        for item in manifest["output"] + manifest["error"]:
+        for item in manifest["output"] + manifest["error"] + manifest.get("deleted", []):
             got = client.get(local(item["url"]), headers=auth(token, Accept=NDJSON))
             assert got.status_code == 200, got.text
             assert got.headers["content-type"].startswith(NDJSON)
