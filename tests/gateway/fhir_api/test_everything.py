@@ -15,6 +15,7 @@ def pages(fhir, path: str, params: dict) -> list[dict]:
     bundle = fhir(path, params=params).json()
     while True:
         out.append(bundle)
+        assert len(out) <= 1000, "the next links never end"
         link = next((lk["url"] for lk in bundle["link"] if lk["relation"] == "next"), None)
         if link is None:
             return out

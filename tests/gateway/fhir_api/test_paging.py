@@ -46,6 +46,7 @@ def test_every_match_exactly_once_while_writes_happen(clinic, fhir, sort: str | 
     while True:
         seen += [e["resource"]["identifier"][0]["value"] for e in bundle.get("entry", [])]
         page += 1
+        assert page <= MATCHES, "the next links never end"
         # between pages: change matches already served and ones still to come, and add new matches
         batch(
             clinic,
