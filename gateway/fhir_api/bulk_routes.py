@@ -6,6 +6,7 @@ answers ``$export``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import format_datetime
 from typing import Annotated, Any
@@ -114,35 +115,33 @@ PARAMETERS_BODY: dict[str, Any] = {
 }
 
 
-@router.get("/$export", status_code=202, summary="$export (system level)")
-@router.post(
-    "/$export",
-    status_code=202,
-    summary="$export (system level, Parameters body)",
-    openapi_extra=PARAMETERS_BODY,
-)
+KickoffRoute = Callable[..., Response]
+
+
+def kickoff_route(path: str, summary: str) -> Callable[[KickoffRoute], KickoffRoute]:
+    """Registers a kick-off for GET (query-string parameters) and POST (a ``Parameters`` body)."""
+
+    def register(route: KickoffRoute) -> KickoffRoute:
+        router.get(path, status_code=202, summary=summary)(route)
+        router.post(
+            path, status_code=202, summary=f"{summary}, Parameters body", openapi_extra=PARAMETERS_BODY
+        )(route)
+        return route
+
+    return register
+
+
+@kickoff_route("/$export", "$export (system level)")
 def export_kickoff(kickoff: KickoffDep) -> Response:
     return kickoff.start("system")
 
 
-@router.get("/Patient/$export", status_code=202, summary="Patient/$export (all patients)")
-@router.post(
-    "/Patient/$export",
-    status_code=202,
-    summary="Patient/$export (Parameters body; patient)",
-    openapi_extra=PARAMETERS_BODY,
-)
+@kickoff_route("/Patient/$export", "Patient/$export (all patients)")
 def export_patients_kickoff(kickoff: KickoffDep) -> Response:
     return kickoff.start("patient")
 
 
-@router.get("/Group/{group_id}/$export", status_code=202, summary="Group/[id]/$export")
-@router.post(
-    "/Group/{group_id}/$export",
-    status_code=202,
-    summary="Group/[id]/$export (Parameters body; patient)",
-    openapi_extra=PARAMETERS_BODY,
-)
+@kickoff_route("/Group/{group_id}/$export", "Group/[id]/$export")
 def export_group_kickoff(group_id: str, kickoff: KickoffDep) -> Response:
     return kickoff.start("group", group_id)
 

@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from support.db_locks import hold_write_lock
 
 from gateway.audit import events
 from gateway.audit.recorder import AuditBackloggedError, AuditRecorder
@@ -34,10 +35,7 @@ def test_close_returns_while_the_writer_waits_on_a_lock(settings: Settings, capl
     recorder = AuditRecorder(writer, interval_seconds=0.01, close_timeout_seconds=0.5)
     try:
         with holder.connect() as held:
-            if held.dialect.name == "postgresql":
-                held.exec_driver_sql("LOCK TABLE audit_event IN ACCESS EXCLUSIVE MODE")
-            else:
-                held.exec_driver_sql("SELECT 1")  # BEGIN IMMEDIATE: the write lock
+            hold_write_lock(held, "audit_event")
             recorder.record(entry(settings, 1))
             deadline = time.monotonic() + 30
             while recorder._queue.qsize():  # the writer took the event and is now waiting on the lock
