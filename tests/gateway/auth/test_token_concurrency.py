@@ -46,7 +46,7 @@ def burst_beside_probes(base_url: str, token: str, auths: list[tuple[str, str]])
             barrier.wait(timeout=120)  # BrokenBarrierError, not a hang, if a sender never gets here
             return http.post("/auth/token", data=GRANT, auth=auth).status_code
 
-    prober = threading.Thread(target=probe)
+    prober = threading.Thread(target=probe, daemon=True)  # never holds the interpreter open at exit
     prober.start()
     try:
         with ThreadPoolExecutor(len(auths)) as pool:
