@@ -243,14 +243,7 @@ def clients_create(
             created = create_clinic_client(session, clinic_slug=clinics[0], name=name)
             typer.echo(json.dumps({"client_id": created.client_id, "client_secret": created.client_secret}))
         elif kind == "ehr":
-            jwks = None
-            if jwks_file is not None:
-                try:
-                    jwks = json.loads(jwks_file.read_text())
-                except (OSError, ValueError) as error:
-                    raise typer.BadParameter(
-                        f"cannot read a JSON JWK Set: {error}", param_hint="--jwks-file"
-                    ) from None
+            jwks = _read_jwks(jwks_file)
             new = create_ehr_client(
                 session,
                 name=name,
@@ -273,6 +266,16 @@ def clients_create(
             raise typer.BadParameter("kind: clinic, ehr, app or admin", param_hint="--kind")
 
 
+def _read_jwks(jwks_file: Path | None) -> Any:
+    """The client's public keys from ``--jwks-file`` (a JSON JWK Set), or None."""
+    if jwks_file is None:
+        return None
+    try:
+        return json.loads(jwks_file.read_text())
+    except (OSError, ValueError) as error:
+        raise typer.BadParameter(f"cannot read a JSON JWK Set: {error}", param_hint="--jwks-file") from None
+
+
 def _create_app(
     session: Session,
     name: str,
@@ -290,14 +293,7 @@ def _create_app(
 
     if len(clinics) != 1 or jwks_url:
         raise typer.BadParameter("an app client takes exactly one --clinic (and keys by --jwks-file only)")
-    jwks = None
-    if jwks_file is not None:
-        try:
-            jwks = json.loads(jwks_file.read_text())
-        except (OSError, ValueError) as error:
-            raise typer.BadParameter(
-                f"cannot read a JSON JWK Set: {error}", param_hint="--jwks-file"
-            ) from None
+    jwks = _read_jwks(jwks_file)
     created = create_app_client(
         session,
         clinic_slug=clinics[0],

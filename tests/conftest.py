@@ -160,7 +160,20 @@ def clinic(make_clinic) -> ClinicClient:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """In CI with KAPGW_TEST_POSTGRES_URL set, a run that would test nothing on PostgreSQL is an error."""
+    """``@pytest.mark.backends("postgresql")`` keeps a database test to those backends: its other
+    parametrizations are deselected (not skipped, so a run reports no skip for a test that cannot apply).
+    In CI with KAPGW_TEST_POSTGRES_URL set, a run that would test nothing on PostgreSQL is an error."""
+    kept, dropped = [], []
+    for item in items:
+        marker = item.get_closest_marker("backends")
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("database_url") if callspec is not None else None
+        if marker is not None and backend is None:
+            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.backends needs a database test")
+        (dropped if marker is not None and backend not in marker.args else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
     if (
         os.environ.get("CI") == "true"
         and POSTGRES_URL

@@ -10,6 +10,11 @@ bounded: when it is full, ``record`` waits for the writer (back pressure) rather
 and ``try_record`` (for the event loop) says so instead of waiting. ``flush`` writes what is queued now
 (tests, shutdown); ``close`` flushes and stops the thread.
 
+No wait is unbounded: a ``record`` that finds the queue still full after ``put_timeout_seconds`` (the
+writer is stopped or stuck) raises :class:`AuditBackloggedError` instead of hanging its request, and
+``close`` gives the writer ``close_timeout_seconds`` to stop and then returns (reporting what it could
+not write) rather than wait on a writer stuck in the database.
+
 If the database refuses a batch, the batch is kept and retried after a pause; events are lost only if the
 process dies with events still queued (at most ``interval_seconds`` worth).
 """
@@ -32,6 +37,10 @@ from gateway.db.repositories import audit as audit_repo
 log = logging.getLogger(__name__)
 
 
+class AuditBackloggedError(RuntimeError):
+    """The audit queue stayed full: the writer is not writing (stopped, or the database refuses)."""
+
+
 def new_event_id() -> str:
     return str(uuid.uuid4())
 
@@ -49,12 +58,16 @@ class AuditRecorder:
         interval_seconds: float = 0.2,
         max_queued: int = 50_000,
         retry_seconds: float = 1.0,
+        put_timeout_seconds: float = 60.0,
+        close_timeout_seconds: float = 10.0,
     ) -> None:
         self.engine = engine
         self.batch_size = batch_size
         self.interval_seconds = interval_seconds
         self.retry_seconds = retry_seconds
         self.max_queued = max_queued
+        self.put_timeout_seconds = put_timeout_seconds
+        self.close_timeout_seconds = close_timeout_seconds
         self._queue: deque[AuditEntry] = deque()  # append/popleft are atomic: no lock on the request path
         self._pending: list[AuditEntry] = []  # taken from the queue, not yet written
         self._write_lock = threading.Lock()
@@ -66,8 +79,14 @@ class AuditRecorder:
         self.written = 0
 
     def record(self, entry: AuditEntry) -> None:
-        """Queues the event (waits only if the queue is full); the writer thread stores it."""
+        """Queues the event (waits only if the queue is full, at most ``put_timeout_seconds``); the writer
+        thread stores it."""
+        deadline = time.monotonic() + self.put_timeout_seconds
         while not self.try_record(entry):
+            if time.monotonic() > deadline:
+                raise AuditBackloggedError(
+                    f"the audit queue stayed full for {self.put_timeout_seconds} s: the writer is not writing"
+                )
             self._wake.set()
             with self._room:
                 self._room.wait(timeout=self.interval_seconds)
@@ -93,7 +112,14 @@ class AuditRecorder:
         self._wake.set()
         thread = self._thread
         if thread is not None:
-            thread.join(timeout=10)
+            thread.join(timeout=self.close_timeout_seconds)
+            if thread.is_alive():  # stuck in a write: flushing beside it would wait on its lock
+                log.error(
+                    "the audit writer did not stop within %s s; %d queued events are not written",
+                    self.close_timeout_seconds,
+                    len(self._queue) + len(self._pending),
+                )
+                return
         try:
             self.flush()
         except Exception:

@@ -18,7 +18,7 @@ from gateway.auth.service import Principal
 from gateway.bulk.compartment import COMPARTMENT_TYPES, EXPORTABLE_TYPES
 from gateway.bulk.kickoff import KickoffRequest
 from gateway.core.config import Settings
-from gateway.core.errors import FhirError, forbidden, not_found, too_many_requests
+from gateway.core.errors import FhirError, bad_request, forbidden, not_found, too_many_requests
 from gateway.db.engine import Session
 from gateway.db.repositories import bulk as repo
 from gateway.db.repositories import clinics as clinic_repo
@@ -49,6 +49,7 @@ def kickoff(
     clinic_pks, group = _target(session, access, request)
     ignored = list(request.ignored)
     types = _types(access, request, ignored)
+    patients = _patients(session, request, clinic_pks, group, ignored)
     if repo.count_active_jobs(session, client_pk=principal.client_pk) >= settings.export_max_active_jobs:
         raise too_many_requests(RETRY_AFTER_SECONDS * 5)
     now = datetime.now(UTC)
@@ -69,6 +70,7 @@ def kickoff(
                 "compartment": request.level != "system",
                 "group_pk": group,
                 "ignored": ignored,
+                "patients": patients,
             },
             transaction_time=now,
             created_at=now,
@@ -112,6 +114,43 @@ def _types(access: FhirAccess, request: KickoffRequest, ignored: list[str]) -> l
     if not types:
         raise forbidden("the token's scopes allow none of the resource types to export")
     return types
+
+
+def _patients(
+    session: Session,
+    request: KickoffRequest,
+    clinic_pks: tuple[int, ...],
+    group_pk: int | None,
+    ignored: list[str],
+) -> list[str] | None:
+    """The ``patient`` ids, each a Patient of the exported clinics (and a member of the ad-hoc group);
+    one that is not is a 400 (lenient: left out and reported)."""
+    if request.patients is None:
+        return None
+    wanted = list(request.patients)
+    known: set[str] = set()
+    for clinic_pk in clinic_pks:
+        known |= repo.existing_patient_ids(session, clinic_pk=clinic_pk, patient_ids=wanted)
+    if group_pk is not None:
+        known &= group_members(session, group_pk=group_pk)
+    unknown = [pid for pid in wanted if pid not in known]
+    if unknown:
+        where = "members of the group" if request.level == "group" else "patients this token may export"
+        message = f"patient: {', '.join('Patient/' + pid for pid in unknown[:10])} are not {where}"
+        if not request.lenient:
+            raise bad_request(message, expression=["patient"])
+        ignored.append(message)
+    return [pid for pid in wanted if pid in known]
+
+
+def group_members(session: Session, *, group_pk: int) -> set[str]:
+    """The Patient ids of an ad-hoc group."""
+    members: list[str] = []
+    while page := repo.patient_ids_page(
+        session, clinic_pk=0, group_pk=group_pk, after=members[-1] if members else "", limit=1000
+    ):
+        members += page
+    return set(members)
 
 
 # --- status, cancel, files ---
@@ -170,6 +209,8 @@ def job_status(
         "output": [entry(f) for f in files if f.kind == "output"],
         "error": [entry(f) for f in files if f.kind == "error"],
     }
+    if job.parameters.get("since"):  # resources deleted since then (Bulk Data 2.0: Bundles of DELETEs)
+        manifest["deleted"] = [entry(f) for f in files if f.kind == "deleted"]
     return Completed(manifest, job.expires_at)
 
 

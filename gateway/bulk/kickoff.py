@@ -3,8 +3,10 @@
 Bulk Data Access 2.0 (https://hl7.org/fhir/uv/bulkdata/export.html): ``Accept: application/fhir+json`` and
 ``Prefer: respond-async`` are required; ``_outputFormat`` takes the three spellings of ndjson; ``_since``
 a FHIR instant; ``_type`` a comma list that may repeat; ``_typeFilter`` a ``Type?query`` (comma list or
-repeated). A parameter the server does not support is a 400, unless ``Prefer: handling=lenient`` asks to
-ignore it, which the manifest's ``error`` file then reports.
+repeated); ``patient`` (Patient and Group level, POST only) references to the patients whose compartments
+to export. A GET sends the parameters in its query string, a POST as a FHIR ``Parameters`` body
+(:func:`parameters_body`). A parameter the server does not support is a 400, unless
+``Prefer: handling=lenient`` asks to ignore it, which the manifest's ``error`` file then reports.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qsl
+
+import orjson
 
 from gateway.bulk.compartment import EXPORTABLE_TYPES
 from gateway.core.errors import bad_request
@@ -25,12 +29,16 @@ Level = Literal["system", "patient", "group"]
 FHIR_JSON = "application/fhir+json"
 NDJSON_FORMATS = frozenset({"application/fhir+ndjson", "application/ndjson", "ndjson"})
 #: parameters of the spec this server does not support (400, or ignored when lenient)
-UNSUPPORTED = frozenset({"_elements", "patient", "includeAssociatedData", "_typeFilter:not"})
+UNSUPPORTED = frozenset({"_elements", "includeAssociatedData", "_typeFilter:not"})
 #: accepted and ignored
 IGNORED = frozenset({"_format", "_pretty"})
 _INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$")
 #: a _typeFilter list splits where a new ``Type?`` starts
 _NEXT_FILTER = re.compile(r",(?=[A-Z][A-Za-z]*\?)")
+#: a ``patient`` reference: ``Patient/{id}``, relative or absolute
+_PATIENT_REFERENCE = re.compile(r"(?:^|/)Patient/([A-Za-z0-9\-.]{1,64})$")
+#: the ``Parameters.parameter.value[x]`` types a kick-off parameter may have, read as text
+_VALUE_TYPES = ("valueString", "valueCode", "valueInstant", "valueDateTime", "valueUri", "valueUrl")
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,8 @@ class KickoffRequest:
     lenient: bool = False
     #: what a lenient request asked for and the server ignored (reported in the manifest's error file)
     ignored: tuple[str, ...] = ()
+    #: Patient ids named by ``patient`` (their compartments only); None = every patient of the level
+    patients: tuple[str, ...] | None = None
 
 
 def parse_kickoff(
@@ -54,7 +64,9 @@ def parse_kickoff(
     accept: str | None,
     prefer: str | None,
     group_id: str | None = None,
+    from_body: bool = False,
 ) -> KickoffRequest:
+    """``params`` are the query string's (GET) or the ``Parameters`` body's (POST, ``from_body``)."""
     preferences = {p.strip().lower() for p in re.split(r"[,;]", prefer or "")}
     if "respond-async" not in preferences:
         raise bad_request("$export is asynchronous: send 'Prefer: respond-async'", expression=["Prefer"])
@@ -74,6 +86,7 @@ def parse_kickoff(
     types: list[str] | None = None
     since: datetime | None = None
     filters: list[str] = []
+    patients: list[str] | None = None
     for name, value in params:
         if name == "_outputFormat":
             if value not in NDJSON_FORMATS:
@@ -97,6 +110,17 @@ def parse_kickoff(
                     refuse(f"_typeFilter {text!r}: {error}", name)
                     continue
                 filters.append(text)
+        elif name == "patient":
+            if level == "system":
+                refuse("patient does not apply to a system-level export", name)
+            elif not from_body:
+                refuse("patient is a POST parameter (a Parameters body with valueReference)", name)
+            elif (found := _PATIENT_REFERENCE.search(value)) is None:
+                refuse(f"patient {value!r} is not a reference to a Patient (Patient/[id])", name)
+            else:
+                patients = patients or []
+                if found.group(1) not in patients:
+                    patients.append(found.group(1))
         elif name in IGNORED:
             continue
         elif name in UNSUPPORTED:
@@ -113,7 +137,44 @@ def parse_kickoff(
         type_filters=tuple(filters),
         lenient=lenient,
         ignored=tuple(ignored),
+        patients=tuple(patients) if patients is not None else None,
     )
+
+
+def parameters_body(body: bytes, content_type: str | None) -> list[tuple[str, str]]:
+    """A POST kick-off's FHIR ``Parameters`` resource as (name, value) pairs, in order, as a GET's query
+    string would give them; ``valueReference`` gives its ``reference``."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media not in (FHIR_JSON, "application/json"):
+        raise bad_request(f"a POST $export takes a Parameters resource as {FHIR_JSON}", expression=["body"])
+    try:
+        resource: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise bad_request("the body is not JSON", expression=["body"]) from None
+    if not isinstance(resource, dict) or resource.get("resourceType") != "Parameters":
+        raise bad_request("a POST $export takes a Parameters resource", expression=["Parameters"])
+    entries = resource.get("parameter", [])
+    if not isinstance(entries, list):
+        raise bad_request("Parameters.parameter is not a list", expression=["Parameters.parameter"])
+    pairs: list[tuple[str, str]] = []
+    for index, entry in enumerate(entries):
+        where = f"Parameters.parameter[{index}]"
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not name:
+            raise bad_request("a parameter without a name", expression=[where])
+        values = [key for key in entry if key.startswith("value")]
+        if len(values) != 1 or "part" in entry or "resource" in entry:
+            raise bad_request(f"parameter {name!r} needs exactly one value[x]", expression=[where])
+        key, value = values[0], entry[values[0]]
+        if key == "valueReference" and isinstance(value, dict) and isinstance(value.get("reference"), str):
+            pairs.append((name, value["reference"]))
+        elif key in _VALUE_TYPES and isinstance(value, str):
+            pairs.append((name, value))
+        else:
+            raise bad_request(
+                f"parameter {name!r}: {key} is not a value a kick-off parameter takes", expression=[where]
+            )
+    return pairs
 
 
 def _instant(value: str) -> datetime:

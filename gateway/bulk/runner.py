@@ -9,6 +9,10 @@
   file line by line as the stored bytes (canonical JSON, one line each); nothing is parsed or re-serialized.
 * A turn works at most ``export_slice_seconds`` and then closes its file, so the other background tasks
   (the sync outbox) keep running; the next turn continues where the last one stopped.
+* With ``_since``, the resources deleted since then follow the outputs (the manifest's ``deleted``: one
+  transaction Bundle with a DELETE entry per line). They have left the search index, so the token's rule,
+  the ``_typeFilter`` and ``patient`` filters and the compartment are judged on their last content in
+  memory (``gateway.store.matching``): the list names only resources the client could have been sent.
 * ``bulk.cleanup`` deletes the directories and rows of expired and cancelled jobs.
 """
 
@@ -29,13 +33,17 @@ import orjson
 from gateway.auth.scopes import ScopeSet
 from gateway.background import register
 from gateway.bulk.compartment import PATIENT_COMPARTMENT
-from gateway.bulk.jobs import job_dir, retention
+from gateway.bulk.jobs import group_members, job_dir, retention
 from gateway.bulk.kickoff import type_filter
 from gateway.core.config import Settings
 from gateway.db.engine import Engine, session_scope
 from gateway.db.repositories import bulk as repo
+from gateway.db.repositories.bulk_deleted import DeletedResource, deleted_batch
 from gateway.db.tables import BulkFileRow, BulkJobRow
 from gateway.fhir_api.access import FhirAccess
+from gateway.store.matching import IndexRows, rule_matches
+from gateway.store.search_index import index_rows
+from gateway.store.search_query import Clause, Conjunction, ReferenceValue
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +138,10 @@ class ExportRun:
         self.dir = job_dir(settings, job.job_id)
         self.position = Position(written=sum(f.count for f in files if f.kind == "output"))
         outputs = [f for f in files if f.kind == "output"]
+        deleted = [f for f in files if f.kind == "deleted"]
+        #: the last primary key the deleted files cover (they follow the outputs, in pk order)
+        self.deleted_after = deleted[-1].last_pk if deleted else 0
+        self.has_errors = any(f.kind == "error" for f in files)
         if files:
             self.position.seq = files[-1].seq + 1
         if outputs:
@@ -203,6 +215,8 @@ class ExportRun:
                 if max_files is None:
                     self._renew(progress=self._progress(resource_type, position.written))
                 return
+        if self.params.get("since") and not self._write_deleted(deadline):
+            return
         self._write_errors()
         self._finish("completed")
 
@@ -213,12 +227,16 @@ class ExportRun:
             scopes=ScopeSet.of(params["scopes"]),
             patient_id=params.get("patient_id"),
         )
-        filters = [c for t, c in map(type_filter, params["type_filters"]) if t == resource_type]
+        type_filters = tuple(c for t, c in map(type_filter, params["type_filters"]) if t == resource_type)
+        filters: tuple[Conjunction, ...] | None = type_filters or None
         compartment = None
         if params["compartment"] and (resource_type == "Patient" or resource_type in PATIENT_COMPARTMENT):
             compartment = repo.Compartment(
                 PATIENT_COMPARTMENT.get(resource_type, ()), group_pk=params["group_pk"]
             )
+            if params.get("patients") is not None:  # AND "in one of these patients' compartments"
+                clauses = _patient_clauses(resource_type, params["patients"])
+                filters = tuple((*f, c) for f in (type_filters or ((),)) for c in clauses)  # () = none
         since = params.get("since")
         return repo.Walk(
             clinic_pks=(clinic_pk,),
@@ -227,7 +245,7 @@ class ExportRun:
             since=datetime.fromisoformat(since) if since else None,
             compartment=compartment,
             access=tuple(access.rule(resource_type, "r")),
-            filters=tuple(filters) if filters else None,
+            filters=filters,
         )
 
     def _name(self, seq: int, resource_type: str) -> str:
@@ -252,7 +270,9 @@ class ExportRun:
         if not ok:
             raise LeaseLostError()
 
-    def _commit_file(self, writer: NdjsonWriter, resource_type: str, *, kind: str = "output") -> None:
+    def _commit_file(
+        self, writer: NdjsonWriter, resource_type: str, *, kind: str = "output", last_pk: int | None = None
+    ) -> None:
         """Completes the file (or drops it when empty) and records it with the position after it, in the
         transaction that renews the lease: a job that lost its lease records nothing."""
         if not writer.count:
@@ -287,7 +307,7 @@ class ExportRun:
                     size=writer.size,
                     clinic_pk=self.clinics[position.clinic_index] if kind == "output" else 0,
                     phase=position.phase,
-                    last_pk=position.last_pk,
+                    last_pk=position.last_pk if last_pk is None else last_pk,
                 ),
             )
             session.commit()
@@ -295,10 +315,46 @@ class ExportRun:
         if kind == "output":
             position.written += writer.count
 
+    def _write_deleted(self, deadline: float) -> bool:
+        """The deleted files, from where the last one stopped; False when the slice ended first."""
+        assert self.params.get("since")
+        since = datetime.fromisoformat(self.params["since"])
+        admits = DeletedSelection(self)
+        limit = self.settings.export_batch_size
+        while True:
+            writer = NdjsonWriter(self.dir, f"{self.position.seq:05d}.deleted.ndjson")
+            try:
+                while writer.count < self.settings.export_file_max_resources:
+                    with session_scope(self.engine, read_only=True) as session:
+                        batch = deleted_batch(
+                            session,
+                            clinic_pks=self.clinics,
+                            resource_types=self.types,
+                            since=since,
+                            transaction_time=self.job.transaction_time,
+                            after_pk=self.deleted_after,
+                            limit=limit,
+                        )
+                    for resource in batch:
+                        if admits(resource):
+                            writer.write(orjson.dumps(_deletion_bundle(resource)))
+                    self.deleted_after = batch[-1].pk if batch else self.deleted_after
+                    if len(batch) < limit or time.monotonic() > deadline:
+                        break
+                self._commit_file(writer, "Bundle", kind="deleted", last_pk=self.deleted_after)
+            except BaseException:
+                writer.discard()
+                raise
+            if len(batch) < limit:
+                return True
+            if time.monotonic() > deadline:
+                self._renew(progress=f"{self.position.written} resources written; listing deleted resources")
+                return False
+
     def _write_errors(self) -> None:
         """The lenient kick-off's ignored parameters, as OperationOutcomes (the manifest's ``error``)."""
         ignored = self.params.get("ignored") or []
-        if not ignored:
+        if not ignored or self.has_errors:  # a resumed job that wrote them already
             return
         writer = NdjsonWriter(self.dir, self._name(self.position.seq, "OperationOutcome"))
         for message in ignored:
@@ -328,6 +384,69 @@ class ExportRun:
         if not done:
             raise LeaseLostError()
         log.info("export finished", extra={"job_pk": self.job_pk, "status": status, "resources": total})
+
+
+def _patient_clauses(resource_type: str, patients: list[str]) -> list[Clause]:
+    """The clauses of which one keeps ``resource_type`` to the compartments of ``patients`` (``[]``:
+    nothing can be in them)."""
+    if not patients:
+        return []
+    if resource_type == "Patient":
+        return [Clause("_id", "id", tuple(patients))]
+    references = tuple(ReferenceValue("Patient", pid) for pid in patients)
+    return [Clause(param, "reference", references) for param in PATIENT_COMPARTMENT.get(resource_type, ())]
+
+
+def _deletion_bundle(resource: DeletedResource) -> dict[str, Any]:
+    deleted_at = resource.deleted_at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "meta": {"lastUpdated": deleted_at},
+        "entry": [
+            {"request": {"method": "DELETE", "url": f"{resource.resource_type}/{resource.resource_id}"}}
+        ],
+    }
+
+
+class DeletedSelection:
+    """Whether the export's client could have been sent a deleted resource: the walk's token rule,
+    filters and compartment (``bulk.export_batch``'s conditions), judged on its last content."""
+
+    def __init__(self, run: ExportRun):
+        self.walks = {t: run._walk(t, run.clinics[0]) for t in run.types}
+        group_pk = run.params["group_pk"]
+        self.members: set[str] | None = None
+        if group_pk is not None:
+            with session_scope(run.engine, read_only=True) as session:
+                self.members = group_members(session, group_pk=group_pk)
+
+    def __call__(self, resource: DeletedResource) -> bool:
+        walk = self.walks[resource.resource_type]
+        content = orjson.loads(resource.content)
+        rows = index_rows(resource.pk, content)
+        updated = content.get("meta", {}).get("lastUpdated")
+        last_updated = (
+            datetime.fromisoformat(updated.replace("Z", "+00:00")) if updated else resource.deleted_at
+        )
+        for rule in (walk.access, walk.filters):
+            if rule is not None and not rule_matches(
+                rule, rows, resource_id=resource.resource_id, last_updated=last_updated
+            ):
+                return False
+        return walk.compartment is None or self._in_compartment(resource, walk.compartment, rows)
+
+    def _in_compartment(
+        self, resource: DeletedResource, compartment: repo.Compartment, rows: IndexRows
+    ) -> bool:
+        if resource.resource_type == "Patient":
+            return self.members is None or resource.resource_id in self.members
+        return any(
+            row["param"] in compartment.params
+            and row["target_type"] == "Patient"
+            and (self.members is None or row["target_id"] in self.members)
+            for row in rows["reference"]
+        )
 
 
 class NdjsonWriter:

@@ -6,17 +6,21 @@ answers ``$export``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from email.utils import format_datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import FileResponse, Response
 
+from gateway.auth.service import Principal
 from gateway.bulk import groups, jobs
-from gateway.bulk.kickoff import Level, parse_kickoff
+from gateway.bulk.kickoff import Level, parameters_body, parse_kickoff
 from gateway.core.config import Settings
 from gateway.core.errors import FHIR_JSON
+from gateway.db.engine import Session
 from gateway.deps import PrincipalDep, ReadSessionDep, SessionDep, SettingsDep
 from gateway.fhir_api.access import FhirAccess
 from gateway.fhir_api.bundles import Bundle, match
@@ -48,61 +52,98 @@ AcceptHeader = Annotated[str | None, Header(include_in_schema=False)]
 PreferHeader = Annotated[str | None, Header(include_in_schema=False)]
 
 
-def _kickoff(
-    level: Level,
+@dataclass(frozen=True)
+class Kickoff:
+    """A kick-off request as the three ``$export`` levels share it (GET: the query string's parameters;
+    POST: the ``Parameters`` body's); :meth:`start` records the job."""
+
+    session: Session
+    settings: Settings
+    principal: Principal
+    params: list[tuple[str, str]]
+    from_body: bool
+    #: the kick-off URL for the manifest's ``request`` (a POST's without its parameters)
+    url: str
+    accept: str | None
+    prefer: str | None
+
+    def start(self, level: Level, group_id: str | None = None) -> Response:
+        parsed = parse_kickoff(
+            level,
+            self.params,
+            accept=self.accept,
+            prefer=self.prefer,
+            group_id=group_id,
+            from_body=self.from_body,
+        )
+        location = jobs.kickoff(
+            self.session, self.settings, principal=self.principal, request=parsed, request_url=self.url
+        )
+        return Response(status_code=202, headers={"Content-Location": location})
+
+
+async def get_kickoff(
     request: Request,
     session: SessionDep,
-    settings: Settings,
+    settings: SettingsDep,
     principal: PrincipalDep,
-    accept: str | None,
-    prefer: str | None,
-    group_id: str | None = None,
-) -> Response:
-    parsed = parse_kickoff(
-        level, request.query_params.multi_items(), accept=accept, prefer=prefer, group_id=group_id
-    )
+    accept: AcceptHeader = None,
+    prefer: PreferHeader = None,
+) -> Kickoff:
     url = settings.fhir_base_url + request.url.path.removeprefix("/fhir")
+    if request.method == "POST":
+        params = parameters_body(await request.body(), request.headers.get("content-type"))
+        return Kickoff(session, settings, principal, params, True, url, accept, prefer)
     if request.url.query:
         url += "?" + request.url.query
-    location = jobs.kickoff(session, settings, principal=principal, request=parsed, request_url=url)
-    return Response(status_code=202, headers={"Content-Location": location})
+    params = request.query_params.multi_items()
+    return Kickoff(session, settings, principal, params, False, url, accept, prefer)
 
 
-@router.get("/$export", status_code=202, summary="$export (system level)")
-def export_kickoff(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-    accept: AcceptHeader = None,
-    prefer: PreferHeader = None,
-) -> Response:
-    return _kickoff("system", request, session, settings, principal, accept, prefer)
+KickoffDep = Annotated[Kickoff, Depends(get_kickoff)]
+#: the POST kick-off's body, for the OpenAPI document
+PARAMETERS_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "A FHIR Parameters resource: _outputFormat, _since, _type, _typeFilter (valueString) "
+        "and, at the Patient and Group levels, patient (valueReference).",
+        "content": {
+            FHIR_JSON: {"schema": {"type": "object"}},
+            "application/json": {"schema": {"type": "object"}},
+        },
+    }
+}
 
 
-@router.get("/Patient/$export", status_code=202, summary="Patient/$export (all patients)")
-def export_patients_kickoff(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-    accept: AcceptHeader = None,
-    prefer: PreferHeader = None,
-) -> Response:
-    return _kickoff("patient", request, session, settings, principal, accept, prefer)
+KickoffRoute = Callable[..., Response]
 
 
-@router.get("/Group/{group_id}/$export", status_code=202, summary="Group/[id]/$export")
-def export_group_kickoff(
-    group_id: str,
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    principal: PrincipalDep,
-    accept: AcceptHeader = None,
-    prefer: PreferHeader = None,
-) -> Response:
-    return _kickoff("group", request, session, settings, principal, accept, prefer, group_id)
+def kickoff_route(path: str, summary: str) -> Callable[[KickoffRoute], KickoffRoute]:
+    """Registers a kick-off for GET (query-string parameters) and POST (a ``Parameters`` body)."""
+
+    def register(route: KickoffRoute) -> KickoffRoute:
+        router.get(path, status_code=202, summary=summary)(route)
+        router.post(
+            path, status_code=202, summary=f"{summary}, Parameters body", openapi_extra=PARAMETERS_BODY
+        )(route)
+        return route
+
+    return register
+
+
+@kickoff_route("/$export", "$export (system level)")
+def export_kickoff(kickoff: KickoffDep) -> Response:
+    return kickoff.start("system")
+
+
+@kickoff_route("/Patient/$export", "Patient/$export (all patients)")
+def export_patients_kickoff(kickoff: KickoffDep) -> Response:
+    return kickoff.start("patient")
+
+
+@kickoff_route("/Group/{group_id}/$export", "Group/[id]/$export")
+def export_group_kickoff(group_id: str, kickoff: KickoffDep) -> Response:
+    return kickoff.start("group", group_id)
 
 
 @router.get("/Group", summary="search Groups (_id, identifier, name)")

@@ -34,14 +34,6 @@ def _close_ehr_clients() -> Iterator[None]:
 
 
 @pytest.fixture
-def sqlite_only(database_url: str) -> None:
-    """For tests whose subject does not depend on the database (fault handling, delivery modes): they run on
-    SQLite only, to keep the suite quick; PostgreSQL runs the demo sync, update, worker and import tests."""
-    if database_url.startswith("postgresql"):
-        pytest.skip("database-independent; runs on SQLite (PostgreSQL: demo, update, workers, import)")
-
-
-@pytest.fixture
 def sync_settings(settings: Settings) -> Settings:
     """Fast retries and short timeouts, so fault tests finish in seconds."""
     return settings.model_copy(

@@ -14,11 +14,11 @@ import pytest
 import requests
 from fhirpy import SyncFHIRClient
 from support.live_server import LiveServer, live_server
+from support.tokens import write_token
 
 from gateway.core.config import Settings
 from gateway.db.engine import Session
 from gateway.demo import load_demo
-from tests.gateway.fhir_api.fhir_data import write_token
 
 pytestmark = pytest.mark.integration
 

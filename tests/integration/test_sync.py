@@ -16,6 +16,9 @@ from integration.peers import FaultProxy, Hospital
 from mappings.records import RECORD_KINDS
 
 pytestmark = pytest.mark.integration
+#: tests whose subject does not depend on the database (fault handling, delivery modes) run on SQLite only,
+#: to keep the suite quick; PostgreSQL runs the demo sync, update, worker and import tests
+SQLITE_ONLY = pytest.mark.backends("sqlite")
 
 
 def _scope(engine: Engine, slug: str = "demo") -> services.ClinicScope:
@@ -84,8 +87,9 @@ def test_a_record_update_arrives_as_a_new_version_of_the_same_ehr_resource(
     assert ehr.stats().get("POST bundle-transaction", 0) > sent.get("POST bundle-transaction", 0)
 
 
+@SQLITE_ONLY
 def test_a_deleted_record_arrives_as_entered_in_error(
-    engine: Engine, sqlite_only: None, sync_settings: Settings, demo: str, ehr: Hospital, proxy: FaultProxy
+    engine: Engine, sync_settings: Settings, demo: str, ehr: Hospital, proxy: FaultProxy
 ) -> None:
     connect(engine, sync_settings, ehr, fhir_base=proxy.base)
     drain(engine, sync_settings)
@@ -106,6 +110,7 @@ def test_a_deleted_record_arrives_as_entered_in_error(
     assert retired and all(r["status"] == "entered-in-error" for r in retired)
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(
     ("ehr", "mode"),
     [
@@ -116,7 +121,6 @@ def test_a_deleted_record_arrives_as_entered_in_error(
 )
 def test_ehrs_without_transactions_or_conditional_create_get_everything_once(
     engine: Engine,
-    sqlite_only: None,
     sync_settings: Settings,
     demo: str,
     ehr: Hospital,
@@ -130,6 +134,7 @@ def test_ehrs_without_transactions_or_conditional_create_get_everything_once(
     assert "POST bundle-transaction" not in ehr.stats()
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(
     "faults",
     [
@@ -144,7 +149,6 @@ def test_ehrs_without_transactions_or_conditional_create_get_everything_once(
 )
 def test_faults_between_gateway_and_ehr_lose_and_duplicate_nothing(
     engine: Engine,
-    sqlite_only: None,
     sync_settings: Settings,
     demo: str,
     ehr: Hospital,
@@ -159,8 +163,9 @@ def test_faults_between_gateway_and_ehr_lose_and_duplicate_nothing(
     assert counts(engine).keys() == {"delivered"}
 
 
+@SQLITE_ONLY
 def test_a_token_the_ehr_stops_accepting_is_replaced_once(
-    engine: Engine, sqlite_only: None, sync_settings: Settings, demo: str, ehr: Hospital, proxy: FaultProxy
+    engine: Engine, sync_settings: Settings, demo: str, ehr: Hospital, proxy: FaultProxy
 ) -> None:
     connect(engine, sync_settings, ehr, fhir_base=proxy.base)
     proxy.faults.extend(["500"])  # stop after the first claims, then invalidate the token mid-run
@@ -175,8 +180,9 @@ def test_a_token_the_ehr_stops_accepting_is_replaced_once(
     assert_exactly_once(engine, ehr)
 
 
+@SQLITE_ONLY
 def test_a_resource_the_ehr_rejects_is_a_dead_letter_with_its_outcome_and_can_be_replayed(
-    engine: Engine, sqlite_only: None, sync_settings: Settings, demo: str, ehr: Hospital, proxy: FaultProxy
+    engine: Engine, sync_settings: Settings, demo: str, ehr: Hospital, proxy: FaultProxy
 ) -> None:
     proxy.reject_type = "AdverseEvent"
     connect(engine, sync_settings, ehr, fhir_base=proxy.base)

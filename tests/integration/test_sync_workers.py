@@ -96,6 +96,7 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(
     assert counts(engine).keys() == {"delivered"}
 
 
+@pytest.mark.backends("postgresql")  # parallel worker processes: SQLite has one writer
 def test_two_workers_in_parallel_never_send_the_same_item_twice(
     engine: Engine,
     sync_settings: Settings,
@@ -105,8 +106,6 @@ def test_two_workers_in_parallel_never_send_the_same_item_twice(
     tmp_path: Path,
     database_url: str,
 ) -> None:
-    if not sync_settings.database_url.startswith("postgresql"):
-        pytest.skip("parallel worker processes need PostgreSQL (SQLite has one writer)")
     connect(engine, sync_settings, ehr, fhir_base=proxy.base)
     proxy.record_bodies = True
     workers = [_worker(sync_settings, until_idle=False, log=tmp_path / f"w{i}.log") for i in range(2)]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import queue
 import shutil
 import subprocess
 import tempfile
@@ -53,6 +54,9 @@ US_CORE_PROFILES = frozenset(
 )
 
 DEFAULT_BATCH_SIZE = 500
+#: how long one answer of the node validator may take before the process counts as hung (a slow, loaded
+#: machine validates a resource in well under a second)
+ANSWER_TIMEOUT_SECONDS = 120
 
 
 # --------------------------------------------------------------------------- availability
@@ -257,6 +261,8 @@ class ProfileValidator:
         self._args = [node, str(TOOL_DIR / "validate.mjs"), *map(str, extra_structure_definitions)]
         self._batch_size = batch_size
         self._proc: subprocess.Popen[bytes] | None = None
+        self._answers: queue.Queue[bytes] = queue.Queue()
+        self._reader: threading.Thread | None = None
         self._stderr: Any = None
         self._profiles: frozenset[str] = frozenset()
         self._lock = threading.Lock()
@@ -277,6 +283,14 @@ class ProfileValidator:
             stdout=subprocess.PIPE,
             stderr=self._stderr,
         )
+        self._answers = queue.Queue()
+        self._reader = threading.Thread(
+            target=_read_lines,
+            args=(self._proc.stdout, self._answers),
+            name="fhir-validator-stdout",
+            daemon=True,
+        )
+        self._reader.start()
         [answer] = self._exchange([{"id": "profiles", "op": "profiles"}])
         self._profiles = frozenset(answer["profiles"])
         return self
@@ -291,6 +305,9 @@ class ProfileValidator:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            reader, self._reader = self._reader, None
+            if reader is not None:
+                reader.join(timeout=10)  # the pipe ends when the process does
             if proc.stdout:
                 proc.stdout.close()
         if self._stderr is not None:
@@ -349,7 +366,14 @@ class ProfileValidator:
             writer.start()
             answers = []
             for request in requests:
-                line = proc.stdout.readline()
+                try:
+                    line = self._answers.get(timeout=ANSWER_TIMEOUT_SECONDS)
+                except queue.Empty:
+                    proc.kill()
+                    raise ValidatorProcessError(
+                        f"node validator gave no answer to request {request['id']} within "
+                        f"{ANSWER_TIMEOUT_SECONDS} s (killed): {self._stderr_tail()}"
+                    ) from None
                 if not line:
                     writer.join(timeout=5)
                     raise ValidatorProcessError(f"node validator exited: {self._stderr_tail()}")
@@ -357,7 +381,9 @@ class ProfileValidator:
                 if answer.get("id") != request["id"]:
                     raise ValidatorProcessError(f"answer {answer.get('id')!r} for request {request['id']!r}")
                 answers.append(answer)
-            writer.join()
+            writer.join(timeout=ANSWER_TIMEOUT_SECONDS)  # every answer is in: the request was read whole
+            if writer.is_alive():
+                raise ValidatorProcessError("writing to node validator did not finish")
             if write_error:
                 raise ValidatorProcessError(f"writing to node validator failed: {write_error[0]}")
             return answers
@@ -385,3 +411,13 @@ def available_profiles() -> frozenset[str]:
     """Profile URLs the node validator loads (starts a short-lived validator)."""
     with ProfileValidator() as validator:
         return validator.profiles
+
+
+def _read_lines(stdout: Any, answers: queue.Queue[bytes]) -> None:
+    """The validator's answers, one line each, onto ``answers``; ``b""`` when the pipe closes."""
+    try:
+        for line in iter(stdout.readline, b""):
+            answers.put(line)
+    except (OSError, ValueError):  # closed under us (close() after a kill)
+        pass
+    answers.put(b"")

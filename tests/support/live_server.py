@@ -53,6 +53,8 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
         server.should_exit = True
         thread.join(30)
         sock.close()
+        if thread.is_alive():
+            raise RuntimeError("the test server did not stop within 30 s")
 
 
 def clinic_token(server: LiveServer, slug: str) -> str:

@@ -176,6 +176,8 @@ def jwks_server(jwks: dict[str, Any] | None = None) -> Iterator[JwksServer]:
         server.shutdown()
         server.server_close()
         thread.join(10)
+        if thread.is_alive():
+            raise RuntimeError("the JWKS server did not stop within 10 s")
 
 
 @contextmanager
@@ -195,7 +197,9 @@ def gateway_at_its_own_url(settings: Any) -> Iterator[Any]:
     sock.bind(("127.0.0.1", 0))
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     app = create_app(settings.model_copy(update={"base_url": base}), migrate_sqlite=False)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5)
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -209,3 +213,5 @@ def gateway_at_its_own_url(settings: Any) -> Iterator[Any]:
         server.should_exit = True
         thread.join(30)
         sock.close()
+        if thread.is_alive():
+            raise RuntimeError("the test gateway did not stop within 30 s")

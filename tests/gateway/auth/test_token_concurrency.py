@@ -43,10 +43,10 @@ def burst_beside_probes(base_url: str, token: str, auths: list[tuple[str, str]])
 
     def bad_token(auth: tuple[str, str]) -> int:
         with httpx.Client(base_url=base_url, timeout=120) as http:
-            barrier.wait()
+            barrier.wait(timeout=120)  # BrokenBarrierError, not a hang, if a sender never gets here
             return http.post("/auth/token", data=GRANT, auth=auth).status_code
 
-    prober = threading.Thread(target=probe)
+    prober = threading.Thread(target=probe, daemon=True)  # never holds the interpreter open at exit
     prober.start()
     try:
         with ThreadPoolExecutor(len(auths)) as pool:
@@ -54,6 +54,7 @@ def burst_beside_probes(base_url: str, token: str, auths: list[tuple[str, str]])
     finally:
         done.set()
         prober.join(60)
+        assert not prober.is_alive(), "the probe thread did not stop within 60 s"
     return statuses, probes
 
 

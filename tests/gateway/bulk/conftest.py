@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Any
 
 import orjson
@@ -18,13 +18,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
+from support.tokens import write_token
 
-from gateway.auth import credentials
 from gateway.bulk.runner import run_export_turn
 from gateway.core.config import Settings
-from gateway.db.repositories import clinics as clinic_repo
-from gateway.db.repositories import tokens as token_repo
-from gateway.db.tables import AccessTokenRow, ClientRow
 from gateway.demo import load_demo
 
 FHIR_JSON = "application/fhir+json"
@@ -56,41 +53,7 @@ def make_token(engine: Engine, settings: Settings) -> Callable[..., str]:
     def make(
         scope: str = "system/*.read", *, clinics: tuple[str, ...] = ("demo",), patient: str | None = None
     ) -> str:
-        token = credentials.new_token()
-        now = datetime.now(UTC)
-        with Session(engine, expire_on_commit=False) as session:
-            pks = []
-            for slug in clinics:
-                clinic = clinic_repo.get_clinic(session, slug=slug)
-                assert clinic is not None and clinic.id is not None
-                pks.append(clinic.id)
-            client = clinic_repo.add_client(
-                session,
-                client=ClientRow(
-                    client_id=credentials.new_client_id(),
-                    kind="ehr",
-                    name="bulk test",
-                    token_endpoint_auth_method="private_key_jwt",
-                    scopes=scope,
-                ),
-                clinic_pks=pks,
-            )
-            assert client.id is not None
-            token_repo.add_token(
-                session,
-                token=AccessTokenRow(
-                    token_hash=credentials.token_hash(
-                        token, settings.token_signing_secret.get_secret_value()
-                    ),
-                    client_pk=client.id,
-                    scope=scope,
-                    context={"patient": patient} if patient else None,
-                    issued_at=now,
-                    expires_at=now + timedelta(hours=1),
-                ),
-            )
-            session.commit()
-        return token
+        return write_token(engine, settings, scope=scope, clinics=clinics, patient=patient)
 
     return make
 
@@ -131,7 +94,14 @@ class Export:
     raw: dict[str, bytes]
 
     def resources(self) -> list[dict[str, Any]]:
-        return [r for lines in self.files.values() for r in lines]
+        """The exported resources (the ``output`` files)."""
+        outputs = {item["url"] for item in self.manifest["output"]}
+        return [r for url, lines in self.files.items() if url in outputs for r in lines]
+
+    def deleted(self) -> list[dict[str, Any]]:
+        """The ``deleted`` files' Bundles."""
+        urls = {item["url"] for item in self.manifest.get("deleted", [])}
+        return [r for url, lines in self.files.items() if url in urls for r in lines]
 
     def ids(self) -> list[tuple[str, str]]:
         return [(r["resourceType"], r["id"]) for r in self.resources()]
@@ -148,10 +118,23 @@ def drain(engine: Engine, settings: Settings, owner: str = "test-worker") -> int
 
 @pytest.fixture
 def export(client: TestClient, engine: Engine, settings: Settings) -> Callable[..., Export]:
-    """Kick-off at ``path`` with ``params``, run the worker, fetch the manifest and every file."""
+    """Kick-off at ``path`` with ``params`` (GET), or with a ``Parameters`` resource (POST), run the
+    worker, fetch the manifest and every file (``output``, ``error`` and ``deleted``)."""
 
-    def run(path: str, token: str, params: Any = None, headers: dict[str, str] | None = None) -> Export:
-        kicked = client.get(f"/fhir/{path}", params=params, headers=auth(token, **ASYNC, **(headers or {})))
+    def run(
+        path: str,
+        token: str,
+        params: Any = None,
+        headers: dict[str, str] | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> Export:
+        sent = auth(token, **{**ASYNC, **(headers or {})})
+        if parameters is not None:
+            body = orjson.dumps(parameters)
+            sent["Content-Type"] = FHIR_JSON
+            kicked = client.post(f"/fhir/{path}", content=body, headers=sent)
+        else:
+            kicked = client.get(f"/fhir/{path}", params=params, headers=sent)
         assert kicked.status_code == 202, kicked.text
         status_path = local(kicked.headers["Content-Location"])
         drain(engine, settings)
@@ -160,7 +143,7 @@ def export(client: TestClient, engine: Engine, settings: Settings) -> Callable[.
         manifest = status.json()
         files: dict[str, list[dict[str, Any]]] = {}
         raw: dict[str, bytes] = {}
-        for item in manifest["output"] + manifest["error"]:
+        for item in manifest["output"] + manifest["error"] + manifest.get("deleted", []):
             got = client.get(local(item["url"]), headers=auth(token, Accept=NDJSON))
             assert got.status_code == 200, got.text
             assert got.headers["content-type"].startswith(NDJSON)

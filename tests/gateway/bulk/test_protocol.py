@@ -82,7 +82,7 @@ def test_output_format_takes_all_three_ndjson_spellings(demo, token, client, out
         pytest.param({"_since": "yesterday"}, id="since-text"),
         pytest.param({"_type": "Unicorn"}, id="unknown-type"),
         pytest.param({"_elements": "id"}, id="elements"),
-        pytest.param({"patient": "Patient/1"}, id="patient"),
+        pytest.param({"patient": "Patient/1"}, id="patient-system-level"),
         pytest.param({"includeAssociatedData": "LatestProvenanceResources"}, id="associated-data"),
         pytest.param({"_typeFilter": "Observation?unknown-param=1"}, id="type-filter-param"),
         pytest.param({"_typeFilter": "Observation"}, id="type-filter-no-query"),

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from support.db_locks import hold_write_lock
 
 from gateway.core.config import Settings
 from gateway.core.errors import ServiceUnavailableError
@@ -48,10 +49,7 @@ def test_waiting_for_a_lock_is_busy(quick: Settings) -> None:
     holder, waiter = make_engine(quick), make_engine(quick)
     try:
         with holder.connect() as held:
-            if held.dialect.name == "postgresql":
-                held.exec_driver_sql("LOCK TABLE clinic IN ACCESS EXCLUSIVE MODE")
-            else:
-                held.exec_driver_sql("SELECT 1")  # BEGIN IMMEDIATE: the write lock
+            hold_write_lock(held, "clinic")
             with pytest.raises(DBAPIError) as raised, session_scope(waiter) as session:
                 session.exec(text("SELECT count(*) FROM clinic")).one()  # type: ignore[call-overload]
         error = busy_error(raised.value)
@@ -75,9 +73,8 @@ def test_reads_take_no_write_lock(quick: Settings) -> None:
         reader.dispose()
 
 
+@pytest.mark.backends("postgresql")  # SQLite has no statement timeout
 def test_a_statement_past_the_timeout_is_busy(quick: Settings) -> None:
-    if not quick.database_url.startswith("postgresql"):
-        pytest.skip("statement_timeout is PostgreSQL's")  # SQLite has no statement timeout
     engine = make_engine(quick)
     try:
         with pytest.raises(DBAPIError) as raised, engine.connect() as connection:

@@ -12,9 +12,10 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
+from support.tokens import write_token
 
 from gateway.core.config import Settings
-from tests.gateway.fhir_api.fhir_data import PATIENTS, put_records, write_token
+from tests.gateway.fhir_api.fhir_data import PATIENTS, put_records
 
 
 @pytest.fixture
