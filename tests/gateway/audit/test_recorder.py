@@ -38,7 +38,7 @@ def test_close_returns_while_the_writer_waits_on_a_lock(settings: Settings, capl
             hold_write_lock(held, "audit_event")
             recorder.record(entry(settings, 1))
             deadline = time.monotonic() + 30
-            while recorder._queue.qsize():  # the writer took the event and is now waiting on the lock
+            while len(recorder._queue):  # the writer took the event and is now waiting on the lock
                 assert time.monotonic() < deadline, "the audit writer never took the event"
                 time.sleep(0.01)
             with caplog.at_level(logging.ERROR, logger="gateway.audit.recorder"):
