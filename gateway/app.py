@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
+from sqlalchemy.engine import Engine
 
 from gateway.audit.middleware import FhirAuditMiddleware
 from gateway.audit.recorder import AuditRecorder
@@ -23,9 +24,13 @@ from gateway.core.errors import install_error_handlers
 from gateway.db.engine import DATABASE_ERRORS, busy_error, make_engine, ping
 from gateway.db.migrate import upgrade
 from gateway.fhir_api.bulk_routes import router as bulk_router
+from gateway.fhir_api.cached_answers import CachedAnswersMiddleware
+from gateway.fhir_api.read_cache import ReadCache
 from gateway.fhir_api.routes import router as fhir_router
 from gateway.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from gateway.openapi import install_openapi
+from gateway.store import changes
+from gateway.store.changes import ChangeListener
 from gateway.sync.routes import admin_router as sync_admin_router
 from gateway.sync.routes import router as sync_router
 
@@ -42,6 +47,7 @@ def create_app(settings: Settings | None = None, *, migrate_sqlite: bool = True)
     settings = settings or get_settings()
     engine = make_engine(settings)
     audit = AuditRecorder(engine)
+    read_cache, change_listener = fhir_read_cache(settings, engine)
     if migrate_sqlite and settings.is_sqlite:
         upgrade(engine)  # the embedded default upgrades itself; PostgreSQL is upgraded by `db upgrade`
 
@@ -52,9 +58,13 @@ def create_app(settings: Settings | None = None, *, migrate_sqlite: bool = True)
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         worker = WorkerLoop(engine, settings) if settings.in_process_worker else None
         thread = start_in_thread(worker) if worker is not None else None
+        if change_listener is not None:
+            change_listener.start()
         try:
             yield
         finally:
+            if change_listener is not None:
+                change_listener.stop()
             if worker is not None and thread is not None:
                 worker.stop()
                 thread.join(timeout=10)
@@ -65,6 +75,8 @@ def create_app(settings: Settings | None = None, *, migrate_sqlite: bool = True)
     app.state.settings = settings
     app.state.engine = engine
     app.state.audit = audit
+    app.state.fhir_read_cache = read_cache
+    app.state.change_listener = change_listener
     install_error_handlers(app, translated=DATABASE_ERRORS, translate=busy_error)
     install_openapi(app, settings)
     # Routes are matched one after the other, so the FHIR read path (the busiest) comes first; the other
@@ -79,6 +91,7 @@ def create_app(settings: Settings | None = None, *, migrate_sqlite: bool = True)
     app.include_router(clinic_router)
     app.include_router(sync_router)
     app.include_router(sync_admin_router)
+    app.add_middleware(CachedAnswersMiddleware)  # read cache hits, before routing (inside the audit)
     app.add_middleware(FhirAuditMiddleware)  # one AuditEvent per /fhir request
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.state.cors_origins = RegisteredOrigins(engine, settings)
@@ -91,3 +104,14 @@ def create_app(settings: Settings | None = None, *, migrate_sqlite: bool = True)
         return {"status": "ok"}
 
     return app
+
+
+def fhir_read_cache(settings: Settings, engine: Engine) -> tuple[ReadCache | None, ChangeListener | None]:
+    """The FHIR read cache and the listener that keeps it true (PostgreSQL with ``fhir_cache_mb`` > 0;
+    SQLite has no channel for other processes' writes, so it never caches)."""
+    if settings.is_sqlite or settings.fhir_cache_mb == 0:
+        return None, None
+    cache = ReadCache(settings.fhir_cache_mb * 1024 * 1024, ttl=settings.fhir_cache_ttl_seconds)
+    changes.subscribe(cache)
+    conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return cache, ChangeListener(conninfo, cache)

@@ -24,13 +24,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections import deque
 from datetime import UTC, datetime
 
 import orjson
 
 from gateway.audit.events import AuditEntry
+from gateway.core.ids import event_uuid
 from gateway.db.engine import Engine, session_scope
 from gateway.db.repositories import audit as audit_repo
 
@@ -42,7 +42,7 @@ class AuditBackloggedError(RuntimeError):
 
 
 def new_event_id() -> str:
-    return str(uuid.uuid4())
+    return str(event_uuid())
 
 
 def utcnow() -> datetime:

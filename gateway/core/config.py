@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     max_batch_records: int = Field(default=5000, ge=1)
     #: pepper mixed into hashes of client secrets and tokens
     token_signing_secret: SecretStr = SecretStr(DEFAULT_TOKEN_SIGNING_SECRET)
+    #: PostgreSQL: memory for the FHIR read cache (read and search answers, dropped when the store changes
+    #: them; see gateway/fhir_api/read_cache.py); 0 = off. SQLite never caches (no change channel)
+    fhir_cache_mb: int = Field(default=64, ge=0, le=65536)
+    #: longest a cached answer is served, whatever the change channel says
+    fhir_cache_ttl_seconds: float = Field(default=60.0, gt=0, le=86400)
     #: threads that run blocking work (sync routes, database calls, hashing): anyio's thread limiter
     worker_threads: int = Field(default=40, ge=1, le=1000)
     #: `serve` runs one background worker loop in-process (sync outbox, export jobs); `worker` runs it alone

@@ -147,6 +147,13 @@ class AccessCache:
     def key(authorization: str) -> str:
         return hashlib.sha256(authorization.encode()).hexdigest()
 
+    def peek(self, authorization: str) -> FhirAccess | None:
+        """What the token resolved to within ``ttl``, or None (no lookup)."""
+        found = self._entries.get(self.key(authorization))
+        if found is not None and found[0] > self.clock():
+            return found[1]
+        return None
+
     def get(self, authorization: str, resolve: Callable[[], FhirAccess]) -> FhirAccess:
         key = self.key(authorization)
         now = self.clock()

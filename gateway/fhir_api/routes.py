@@ -6,6 +6,10 @@ Each handler is ``async`` and runs its whole use case in ONE worker-thread hop (
 bearer check (``AccessCache``, ``get_principal`` on a miss), a read session and the service call. Sync
 dependencies would each cost a hop of their own (FastAPI runs every sync dependency in the threadpool),
 and on the read path those hops, not the query, were most of a request's time.
+
+``read`` and ``search`` keep their answers in the read cache (``gateway.fhir_api.read_cache``, PostgreSQL);
+what it holds is answered before routing by ``gateway.fhir_api.cached_answers``, so these handlers see
+only what the cache does not hold.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from gateway.fhir_api import service
 from gateway.fhir_api.access import AccessCache, FhirAccess
 from gateway.fhir_api.bundles import Bundle
 from gateway.fhir_api.capability import capability_statement
+from gateway.fhir_api.read_cache import ReadCache
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
 
@@ -49,6 +54,11 @@ def get_access(request: Request, settings: Settings, authorization: str | None) 
         )
     request.state.principal = access.principal  # who asked, for the audit middleware (also on a cache hit)
     return access
+
+
+def read_cache_of(request: Request) -> ReadCache | None:
+    cache: ReadCache | None = request.app.state.fhir_read_cache
+    return cache
 
 
 async def fhir_bearer(authorization: AuthorizationHeader = None) -> str | None:
@@ -155,11 +165,12 @@ async def _search(
     params: list[tuple[str, str]],
     prefer: str | None,
 ) -> Response:
+    cache = read_cache_of(request)
     bundle = await in_worker(
         request,
         authorization,
         lambda session, access, settings: service.search_type(
-            session, access, settings.fhir_base_url, resource_type, params, strict=strict(prefer)
+            session, access, settings.fhir_base_url, resource_type, params, strict=strict(prefer), cache=cache
         ),
     )
     return bundle_response(bundle)
@@ -203,10 +214,13 @@ async def read_resource(
     authorization: BearerDep,
     if_none_match: IfNoneMatchHeader = None,
 ) -> Response:
+    cache = read_cache_of(request)
     body = await in_worker(
         request,
         authorization,
-        lambda session, access, _settings: service.read_resource(session, access, resource_type, resource_id),
+        lambda session, access, _settings: service.read_resource(
+            session, access, resource_type, resource_id, cache
+        ),
     )
     return resource_response(body, if_none_match)
 

@@ -20,6 +20,7 @@ from gateway.db.repositories import fhir_search as repo
 from gateway.fhir_api import definitions
 from gateway.fhir_api.access import FhirAccess, compartment_clause
 from gateway.fhir_api.bundles import Bundle, Entry, match, outcome_entry
+from gateway.fhir_api.read_cache import ReadCache, read_dependency, read_key, type_dependencies
 from gateway.store.search_index import parse_date_range
 from gateway.store.search_params import SEARCH_PARAMS
 from gateway.store.search_query import (
@@ -48,6 +49,8 @@ EVERYTHING_TYPES = (
 #: types a compartment resource points at that $everything adds (they are shared, not in the compartment)
 EVERYTHING_REFERENCED = ("Practitioner", "Organization")
 PROVENANCE_TARGET = Include("Provenance", "target")
+#: search pages of at most this many entries are kept in the read cache (larger ones are streamed)
+CACHED_SEARCH_ENTRIES = 100
 
 
 @dataclass(frozen=True)
@@ -78,10 +81,31 @@ def _url(base: str, path: str, params: Sequence[tuple[str, str]] = ()) -> str:
 # --- read, vread ------------------------------------------------------------------------------------------
 
 
-def _accessible_row(session: Session, access: FhirAccess, resource_type: str, resource_id: str) -> Any:
+def _current_row(session: Session, resource_type: str, resource_id: str, cache: ReadCache | None) -> Any:
+    """The current row, kept in the read cache when no change raced the query."""
+    snapshot = cache.snapshot() if cache is not None else None
+    row = repo.current_row(session, resource_type=resource_type, resource_id=resource_id)
+    if cache is not None and row is not None:
+        cache.put(
+            read_key(resource_type, resource_id),
+            row,
+            len(row.content),
+            read_dependency(resource_type, resource_id),
+            snapshot,
+        )
+    return row
+
+
+def _accessible_row(
+    session: Session,
+    access: FhirAccess,
+    resource_type: str,
+    resource_id: str,
+    cache: ReadCache | None = None,
+) -> Any:
     """The current row when the caller may read it (a deleted one too); 404 otherwise, 403 for the type."""
     rule = access.require(resource_type, "r")
-    row = repo.current_row(session, resource_type=resource_type, resource_id=resource_id)
+    row = _current_row(session, resource_type, resource_id, cache)
     if row is None or row.clinic_pk not in access.clinic_pks:
         raise not_found(resource_type, resource_id)
     if rule == [()]:
@@ -105,14 +129,36 @@ def _accessible_row(session: Session, access: FhirAccess, resource_type: str, re
     return row
 
 
-def read_resource(session: Session, access: FhirAccess, resource_type: str, resource_id: str) -> Body:
+def read_resource(
+    session: Session,
+    access: FhirAccess,
+    resource_type: str,
+    resource_id: str,
+    cache: ReadCache | None = None,
+) -> Body:
     check_type(resource_type)
     if resource_type in definitions.DEFINITION_TYPES:
         found = definitions.find(resource_type, resource_id)
         if found is None:
             raise not_found(resource_type, resource_id)
         return Body(found.content, 1, definitions.PUBLISHED)
-    row = _accessible_row(session, access, resource_type, resource_id)
+    row = _accessible_row(session, access, resource_type, resource_id, cache)
+    if row.deleted:
+        raise gone(resource_type, resource_id)
+    return Body(row.content, row.version_id, row.last_updated)
+
+
+def read_cached(cache: ReadCache, access: FhirAccess, resource_type: str, resource_id: str) -> Body | None:
+    """``read`` answered from the read cache, or None (ask the database: not cached, or a token whose
+    scopes constrain the type, which only the search index can check). The same answers as
+    :func:`read_resource`: 403 outside the scopes, 404 outside the token's clinics, 410 when deleted."""
+    if resource_type not in STORED_TYPES:
+        return None
+    row = cache.get(read_key(resource_type, resource_id))
+    if row is None or access.require(resource_type, "r") != [()]:
+        return None
+    if row.clinic_pk not in access.clinic_pks:
+        raise not_found(resource_type, resource_id)
     if row.deleted:
         raise gone(resource_type, resource_id)
     return Body(row.content, row.version_id, row.last_updated)
@@ -316,6 +362,37 @@ def parse(resource_type: str, params: Sequence[tuple[str, str]], *, strict: bool
         raise search_error(error) from None
 
 
+def search_key(
+    resource_type: str, params: Sequence[tuple[str, str]], strict: bool, access: FhirAccess
+) -> tuple[Any, ...]:
+    """What a search's answer depends on besides the data: the request and what the token may see."""
+    return (
+        "search",
+        resource_type,
+        tuple(params),
+        strict,
+        access.clinic_pks,
+        access.scopes,
+        access.patient_id,
+    )
+
+
+def search_cached(
+    cache: ReadCache,
+    access: FhirAccess,
+    resource_type: str,
+    params: Sequence[tuple[str, str]],
+    *,
+    strict: bool,
+) -> bytes | None:
+    """A search's Bundle from the read cache (kept by :func:`search_type` for the same request and token
+    grants), or None."""
+    if resource_type not in STORED_TYPES:
+        return None
+    found: bytes | None = cache.get(search_key(resource_type, params, strict, access))
+    return found
+
+
 def search_type(
     session: Session,
     access: FhirAccess,
@@ -324,10 +401,12 @@ def search_type(
     params: Sequence[tuple[str, str]],
     *,
     strict: bool,
+    cache: ReadCache | None = None,
 ) -> Bundle:
     check_type(resource_type)
     if resource_type in definitions.DEFINITION_TYPES:
         return _search_definitions(base, resource_type, params, strict=strict)
+    snapshot = cache.snapshot() if cache is not None else None
     rule = access.require(resource_type, "s")
     request = parse(resource_type, params, strict=strict)
     cursor = request.cursor
@@ -368,7 +447,17 @@ def search_type(
     entries += _included(session, access, base, rows, request.includes, request.revincludes)
     if request.ignored:
         entries.append(outcome_entry(f"parameters not supported and ignored: {', '.join(request.ignored)}"))
-    return Bundle("searchset", entries, links, total)
+    bundle = Bundle("searchset", entries, links, total)
+    if cache is not None and snapshot is not None and len(entries) <= CACHED_SEARCH_ENTRIES:
+        touched = [
+            resource_type,
+            *(include.target_type for include in request.includes),
+            *(include.source_type for include in request.revincludes),
+        ]
+        body = bundle.body()
+        key = search_key(resource_type, params, strict, access)
+        cache.put(key, body, len(body), type_dependencies(touched), snapshot)
+    return bundle
 
 
 def _load(

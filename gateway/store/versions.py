@@ -17,7 +17,7 @@ import orjson
 
 from gateway.db.engine import Session
 from gateway.db.repositories import resources as resource_repo
-from gateway.store import search_index
+from gateway.store import changes, search_index
 
 CurrentRow = resource_repo.CurrentRow
 
@@ -149,7 +149,9 @@ def put_owned_resources(
         for kind, rows in search_index.index_rows(pk, resource).items():
             index[kind].extend(rows)
     resource_repo.replace_index_rows(session, stale_pks=stale_pks, rows=index)
-    return [r for r in results if r is not None]
+    written = [r for r in results if r is not None]
+    changes.record(session, ((w.resource_type, w.resource_id) for w in written if w.changed))
+    return written
 
 
 def put_resource(
@@ -181,4 +183,5 @@ def delete_resource(session: Session, *, row: CurrentRow, now: datetime) -> Vers
         ],
     )
     resource_repo.replace_index_rows(session, stale_pks=[row.id], rows={})
+    changes.record(session, [(row.resource_type, row.resource_id)])
     return VersionWrite(row.id, row.resource_type, row.resource_id, version_id, changed=True, deleted=True)

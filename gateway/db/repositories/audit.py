@@ -12,11 +12,39 @@ from sqlmodel import Session, col, delete, select
 
 from gateway.db.tables import AuditEventRow
 
+#: the columns the audit writer fills (``id`` is the database's)
+EVENT_COLUMNS = (
+    "event_id",
+    "recorded",
+    "action",
+    "outcome",
+    "client_id",
+    "clinic_pk",
+    "patient_id",
+    "resource_type",
+    "content",
+)
+
 
 def add_events(session: Session, *, rows: Sequence[Mapping[str, Any]]) -> None:
-    """One multi-row INSERT of ``audit_event`` column values (no ORM objects: the writer's hot path)."""
-    if rows:
-        session.connection().execute(insert(AuditEventRow), list(rows))
+    """Writes a batch of ``audit_event`` column values, in the session's transaction (the writer's hot
+    path: no ORM objects). PostgreSQL: one ``COPY ... FROM STDIN`` (no SQL text to build or parse per
+    batch); SQLite: multi-row INSERTs (with RETURNING, SQLAlchemy batches the rows into
+    ``INSERT ... VALUES (...), (...)``; without it the driver would send one INSERT per row)."""
+    if not rows:
+        return
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        driver_connection: Any = connection.connection.driver_connection
+        with (
+            driver_connection.cursor() as cursor,
+            cursor.copy(f"COPY audit_event ({', '.join(EVENT_COLUMNS)}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(tuple(row.get(column) for column in EVENT_COLUMNS))
+        return
+    table = AuditEventRow.__table__  # type: ignore[attr-defined]
+    connection.execute(insert(table).returning(table.c.id), list(rows)).close()
 
 
 @dataclass(frozen=True)
