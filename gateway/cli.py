@@ -148,7 +148,7 @@ def serve(
             "several workers need PostgreSQL (KAPGW_DATABASE_URL)", param_hint="--workers"
         )
     uvicorn.run(
-        "gateway.app:create_app",
+        "gateway.app:create_served_app",
         factory=True,
         host=host,
         port=port,

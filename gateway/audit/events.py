@@ -25,6 +25,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import orjson
+
 AUDIT_EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
 RESTFUL_INTERACTION = "http://hl7.org/fhir/restful-interaction"
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
@@ -61,7 +63,15 @@ class AuditEntry:
     clinic_pk: int | None
     patient_id: str | None
     resource_type: str | None
-    resource: dict[str, Any]
+    #: the AuditEvent as JSON bytes, serialized when the event is made: a queued event is then one bytes
+    #: object instead of a tree of some forty dicts and lists for the garbage collector to walk
+    content: bytes
+
+    @property
+    def resource(self) -> dict[str, Any]:
+        """The AuditEvent (parsed from ``content``; for tests and diagnostics)."""
+        parsed: dict[str, Any] = orjson.loads(self.content)
+        return parsed
 
 
 def outcome_of(status_code: int) -> str:
@@ -199,7 +209,7 @@ def rest_event(
         clinic_pk=clinic_pk,
         patient_id=patient_id,
         resource_type=resource_type,
-        resource=resource,
+        content=orjson.dumps(resource),
     )
 
 
@@ -252,7 +262,7 @@ def _authentication(
         clinic_pk=None,
         patient_id=patient_id,
         resource_type=None,
-        resource=resource,
+        content=orjson.dumps(resource),
     )
 
 

@@ -27,8 +27,6 @@ import time
 from collections import deque
 from datetime import UTC, datetime
 
-import orjson
-
 from gateway.audit.events import AuditEntry
 from gateway.core.ids import event_uuid
 from gateway.db.engine import Engine, session_scope
@@ -172,7 +170,7 @@ class AuditRecorder:
                 "clinic_pk": entry.clinic_pk,
                 "patient_id": entry.patient_id[:64] if entry.patient_id else None,
                 "resource_type": entry.resource_type[:64] if entry.resource_type else None,
-                "content": orjson.dumps(entry.resource),
+                "content": entry.content,
             }
             for entry in entries
         ]

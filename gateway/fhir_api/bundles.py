@@ -49,8 +49,17 @@ class Bundle:
     links: Sequence[tuple[str, str]] = ()
     total: int | None = None
     timestamp: datetime | None = None
+    #: the whole Bundle already serialized (a cached answer): ``chunks`` yields it as it is
+    serialized: bytes | None = None
+
+    @classmethod
+    def of_body(cls, body: bytes) -> Bundle:
+        return cls("searchset", (), serialized=body)
 
     def chunks(self) -> Iterator[bytes]:
+        if self.serialized is not None:
+            yield self.serialized
+            return
         head: dict[str, Any] = {"resourceType": "Bundle", "type": self.type}
         if self.timestamp is not None:
             head["timestamp"] = self.timestamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -82,7 +82,10 @@ def _url(base: str, path: str, params: Sequence[tuple[str, str]] = ()) -> str:
 
 
 def _current_row(session: Session, resource_type: str, resource_id: str, cache: ReadCache | None) -> Any:
-    """The current row, kept in the read cache when no change raced the query."""
+    """The current row: from the read cache, or from the database (and then kept in the cache when no
+    change raced the query)."""
+    if cache is not None and (cached := cache.get(read_key(resource_type, resource_id))) is not None:
+        return cached
     snapshot = cache.snapshot() if cache is not None else None
     row = repo.current_row(session, resource_type=resource_type, resource_id=resource_id)
     if cache is not None and row is not None:
@@ -408,6 +411,8 @@ def search_type(
         return _search_definitions(base, resource_type, params, strict=strict)
     snapshot = cache.snapshot() if cache is not None else None
     rule = access.require(resource_type, "s")
+    if cache is not None and (body := search_cached(cache, access, resource_type, params, strict=strict)):
+        return Bundle.of_body(body)  # the middleware missed it only because the token was not cached
     request = parse(resource_type, params, strict=strict)
     cursor = request.cursor
     high_water = cursor.high_water if cursor else None  # a first page learns it with its rows
