@@ -22,6 +22,7 @@ import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -92,6 +93,7 @@ def _coding(system: str, code: str, display: str) -> dict[str, str]:
     return {"system": system, "code": code, "display": display}
 
 
+@lru_cache(maxsize=4096)  # the same for every event of a caller: made once, serialized each time
 def _client_agent(server: Server, client_id: str | None, address: str | None) -> dict[str, Any]:
     agent: dict[str, Any] = {
         "type": {"coding": [_coding(DCM, "110153", "Source Role ID")]},
@@ -110,6 +112,7 @@ def _client_agent(server: Server, client_id: str | None, address: str | None) ->
     return agent
 
 
+@lru_cache(maxsize=64)
 def _server_agent(server: Server, what: str) -> dict[str, Any]:
     return {
         "type": {"coding": [_coding(DCM, "110152", "Destination Role ID")]},
@@ -118,6 +121,7 @@ def _server_agent(server: Server, what: str) -> dict[str, Any]:
     }
 
 
+@lru_cache(maxsize=64)
 def _source(server: Server) -> dict[str, Any]:
     return {
         "observer": {
