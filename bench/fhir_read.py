@@ -430,9 +430,8 @@ def run_size(
     keep: bool = False,
     reuse: str | None = None,
     load_only: bool = False,
+    caches: tuple[str, ...] = ("on", "off"),
 ) -> dict:
-    import httpx
-
     admin = admin_url()
     if reuse is not None:
         url, loaded = reused_database(admin, f"{reuse}_{patients}")
@@ -457,36 +456,8 @@ def run_size(
             if load_only:
                 return {"load": loaded, "results": rows}
             token = ehr_token(url)
-            with Gateway(url, Path(tmp)) as gateway:
-                http = httpx.Client(
-                    base_url=gateway.base, headers={"Authorization": f"Bearer {token}"}, timeout=60
-                )
-                everyone = http.get("/fhir/Patient", params={"_count": "1000", "_total": "accurate"}).json()
-                assert everyone["total"] == loaded["patients"], everyone.get("total")
-                rng = random.Random(patients)
-                ids = [e["resource"]["id"] for e in everyone["entry"]]
-                if loaded["patients"] > 1000:  # pick from every clinic, not the first 1,000 patients only
-                    ids = [e["resource"]["id"] for e in http.get(
-                        "/fhir/Patient", params={"_count": "1000", "_sort": "-_lastUpdated"}).json()["entry"]] + ids  # fmt: skip
-                patient_ids = rng.sample(ids, min(ROTATE, len(ids)))
-                ops = paths_for(patient_ids)
-                bodies: dict[str, bytes] = {}
-                for op_paths in ops.values():
-                    for path in op_paths:
-                        response = http.get(path)
-                        assert response.status_code == 200, (path, response.status_code)
-                        bodies[path] = response.content
-                with BareServer(bodies, Path(tmp)) as bare:
-                    servers = {"gateway": gateway.port, "bare FastAPI": bare.port}
-                    for port in servers.values():
-                        asyncio.run(load(port, token, ops["read"], 8, 1.0))
-                    for op, op_paths in ops.items():
-                        for n in clients:
-                            for name, port in servers.items():
-                                cell = asyncio.run(load(port, token, op_paths, n, seconds))
-                                row = {"patients": patients, "server": name, "op": op, "clients": n, **cell}
-                                rows.append(row)
-                                print_row(row)
+            for cache in caches:
+                rows += measure(url, Path(tmp), token, loaded, patients, cache, clients, seconds)
     finally:
         if keep or drop is None:
             print(f"  kept the database: {url}")
@@ -495,12 +466,60 @@ def run_size(
     return {"load": loaded, "results": rows}
 
 
-HEADER = f"{'patients':>9} {'server':<14}{'op':<13}{'clients':>8}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+def measure(
+    url: str,
+    tmp: Path,
+    token: str,
+    loaded: dict,
+    patients: int,
+    cache: str,
+    clients: list[int],
+    seconds: float,
+) -> list[dict]:
+    """One gateway (read cache on or off) and the bare app, side by side, every op at every client count."""
+    import httpx
+
+    rows: list[dict] = []
+    gateway = Gateway(url, tmp)
+    gateway.env["KAPGW_FHIR_CACHE_MB"] = "64" if cache == "on" else "0"
+    with gateway:
+        http = httpx.Client(base_url=gateway.base, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        everyone = http.get("/fhir/Patient", params={"_count": "1000", "_total": "accurate"}).json()
+        assert everyone["total"] == loaded["patients"], everyone.get("total")
+        rng = random.Random(patients)
+        ids = [e["resource"]["id"] for e in everyone["entry"]]
+        if loaded["patients"] > 1000:  # pick from every clinic, not the first 1,000 patients only
+            ids = [e["resource"]["id"] for e in http.get(
+                "/fhir/Patient", params={"_count": "1000", "_sort": "-_lastUpdated"}).json()["entry"]] + ids  # fmt: skip
+        patient_ids = rng.sample(ids, min(ROTATE, len(ids)))
+        ops = paths_for(patient_ids)
+        bodies: dict[str, bytes] = {}
+        for op_paths in ops.values():
+            for path in op_paths:
+                response = http.get(path)
+                assert response.status_code == 200, (path, response.status_code)
+                bodies[path] = response.content
+        with BareServer(bodies, Path(tmp)) as bare:
+            servers = {"gateway": gateway.port, "bare FastAPI": bare.port}
+            for port in servers.values():
+                asyncio.run(load(port, token, ops["read"], 8, 1.0))
+            for op, op_paths in ops.items():
+                for n in clients:
+                    for name, port in servers.items():
+                        cell = asyncio.run(load(port, token, op_paths, n, seconds))
+                        row = {"patients": patients, "cache": cache, "server": name, "op": op,
+                               "clients": n, **cell}  # fmt: skip
+                        rows.append(row)
+                        print_row(row)
+    return rows
+
+
+HEADER = f"{'patients':>9} {'cache':<6}{'server':<14}{'op':<13}{'clients':>8}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
 
 
 def print_row(r: dict) -> None:
     print(
-        f"{r['patients']:>9} {r['server']:<14}{r['op']:<13}{r['clients']:>8}{r['requests_per_s']:>9}"
+        f"{r['patients']:>9} {r['cache']:<6}{r['server']:<14}{r['op']:<13}{r['clients']:>8}{r['requests_per_s']:>9}"
         f"{r['p50_ms']:>9}{r['p95_ms']:>9}{r['p99_ms']:>9}  {r['statuses']}",
         flush=True,
     )
@@ -508,18 +527,21 @@ def print_row(r: dict) -> None:
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        "| patients | op | clients | gateway req/s | p50 / p95 / p99 ms | bare FastAPI req/s | p50 / p95 / p99 ms |",
-        "|---|---|---|---|---|---|---|",
+        "| patients | read cache | op | clients | gateway req/s | p50 / p95 / p99 ms | bare FastAPI req/s "
+        "| p50 / p95 / p99 ms | gateway / bare |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    index = {(r["patients"], r["op"], r["clients"], r["server"]): r for r in rows}
-    for patients, op, clients, server in index:
+    index = {(r["patients"], r["cache"], r["op"], r["clients"], r["server"]): r for r in rows}
+    for patients, cache, op, clients, server in index:
         if server != "gateway":
             continue
-        g, b = index[(patients, op, clients, "gateway")], index[(patients, op, clients, "bare FastAPI")]
+        g = index[(patients, cache, op, clients, "gateway")]
+        b = index[(patients, cache, op, clients, "bare FastAPI")]
+        ratio = g["requests_per_s"] / b["requests_per_s"] if b["requests_per_s"] else 0.0
         lines.append(
-            f"| {patients:,} | {op} | {clients} | {g['requests_per_s']:,.0f} | "
+            f"| {patients:,} | {cache} | {op} | {clients} | {g['requests_per_s']:,.0f} | "
             f"{g['p50_ms']:.1f} / {g['p95_ms']:.1f} / {g['p99_ms']:.1f} | {b['requests_per_s']:,.0f} | "
-            f"{b['p50_ms']:.1f} / {b['p95_ms']:.1f} / {b['p99_ms']:.1f} |"
+            f"{b['p50_ms']:.1f} / {b['p95_ms']:.1f} / {b['p99_ms']:.1f} | {ratio:.0%} |"
         )
     return "\n".join(lines)
 
@@ -528,14 +550,14 @@ def growth(rows: list[dict], sizes: list[int]) -> list[str]:
     if len(sizes) < 2:
         return []
     small, large = min(sizes), max(sizes)
-    index = {(r["patients"], r["op"], r["clients"], r["server"]): r for r in rows}
+    index = {(r["patients"], r["cache"], r["op"], r["clients"], r["server"]): r for r in rows}
     out = []
-    for (patients, op, clients, server), r in index.items():
-        if patients != small or server != "gateway" or (large, op, clients, server) not in index:
+    for (patients, cache, op, clients, server), r in index.items():
+        if patients != small or server != "gateway" or (large, cache, op, clients, server) not in index:
             continue
-        big = index[(large, op, clients, server)]
+        big = index[(large, cache, op, clients, server)]
         out.append(
-            f"{op} at {clients} clients: p95 {r['p95_ms']:.1f} -> {big['p95_ms']:.1f} ms "
+            f"cache {cache}, {op} at {clients} clients: p95 {r['p95_ms']:.1f} -> {big['p95_ms']:.1f} ms "
             f"(x{big['p95_ms'] / r['p95_ms']:.2f}), req/s {r['requests_per_s']:,.0f} -> {big['requests_per_s']:,.0f}"
         )
     return out
@@ -551,6 +573,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument(
+        "--cache",
+        nargs="+",
+        choices=["on", "off"],
+        default=["on", "off"],
+        help="measure the gateway with its read cache on, off or both (default both, one after the other)",
+    )
     parser.add_argument("--base-cache", help="a file to keep the mapped base clinic in between runs")
     parser.add_argument("--keep", action="store_true", help="keep the databases (prints their URLs)")
     parser.add_argument(
@@ -592,6 +621,7 @@ def main() -> None:
             args.keep,
             args.reuse_database,
             args.load_only,
+            tuple(args.cache),
         )
         for size in args.sizes
     }
