@@ -32,15 +32,9 @@ def register_commands(app: typer.Typer) -> None:
 
 
 def _clinic_pk(session: Any, slug: str | None) -> int | None:
-    from gateway.core.errors import NotFoundError
-    from gateway.db.repositories.clinics import get_clinic
+    from gateway.auth.known_clinics import clinic_pk
 
-    if slug is None:
-        return None
-    clinic = get_clinic(session, slug=slug)
-    if clinic is None:
-        raise NotFoundError(f"no clinic {slug!r}")
-    return clinic.id
+    return None if slug is None else clinic_pk(session, slug)
 
 
 @connections_app.command("create")
