@@ -46,6 +46,8 @@ from bench.ingest import postgres_database  # noqa: E402
 PATHS = {"system": "$export", "patient": "Patient/$export"}
 VALIDATE_EVERY = 500
 BASE_PATIENTS = 100
+#: how long the worker waits for its RSS sampler to stop (it wakes every 0.2 s) before it fails
+SAMPLER_JOIN_SECONDS = 10
 #: a copy's ids: the first two hex digits of every uuid become two of these letters (FHIR ids, not uuids)
 LETTERS = "ghijklmnopqrstuvwxyz"
 
@@ -221,7 +223,9 @@ def worker(url: str, token: str, level: str, export_dir: str) -> None:
         turns += 1
     seconds = time.perf_counter() - started
     stop.set()
-    sampler.join()
+    sampler.join(timeout=SAMPLER_JOIN_SECONDS)
+    if sampler.is_alive():
+        raise SystemExit(f"the RSS sampler thread did not stop within {SAMPLER_JOIN_SECONDS} s")
     with session_scope(engine, read_only=True) as session:
         job = repo.get_job(session, job_id=job_id)
         assert job is not None and job.id is not None

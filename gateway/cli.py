@@ -75,6 +75,11 @@ def operator_errors(command: F) -> F:
     return run  # type: ignore[return-value]
 
 
+def echo_json(value: Any) -> None:
+    """One line of JSON output on stdout (what is not JSON, such as a datetime, as its ``str``)."""
+    typer.echo(json.dumps(value, default=str))
+
+
 @contextmanager
 def _engine() -> Iterator[Engine]:
     from gateway.db.engine import make_engine

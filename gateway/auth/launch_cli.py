@@ -7,13 +7,12 @@ from a prompt (hidden, asked twice) or from stdin with ``--password-stdin``, nev
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from gateway.cli import _session, operator_errors
+from gateway.cli import _session, echo_json, operator_errors
 from gateway.core.config import get_settings
 
 users_app = typer.Typer(help="Clinician users who sign in to authorize SMART apps", no_args_is_help=True)
@@ -30,10 +29,6 @@ def register_commands(app: typer.Typer) -> None:
     app.add_typer(users_app, name="users")
     app.add_typer(signing_keys_app, name="signing-keys")
     app.add_typer(launch_app, name="launch")
-
-
-def _echo(value: Any) -> None:
-    typer.echo(json.dumps(value, default=str))
 
 
 @users_app.command("create")
@@ -67,7 +62,7 @@ def users_create(
             practitioner=practitioner,
         )
         fhir_user = f"{get_settings().fhir_base_url}/{user.fhir_user}" if user.fhir_user else None
-        _echo({"username": user.username, "clinics": list(dict.fromkeys(clinic)), "fhirUser": fhir_user})
+        echo_json({"username": user.username, "clinics": list(dict.fromkeys(clinic)), "fhirUser": fhir_user})
 
 
 @users_app.command("list")
@@ -78,7 +73,7 @@ def users_list() -> None:
 
     with _session() as session:
         for user in list_users(session):
-            _echo({"username": user.username, "name": user.display_name, "disabled": user.disabled})
+            echo_json({"username": user.username, "name": user.display_name, "disabled": user.disabled})
 
 
 @signing_keys_app.command("rotate")
@@ -88,7 +83,7 @@ def signing_keys_rotate() -> None:
     from gateway.auth.launch_keys import rotate
 
     with _session() as session:
-        _echo({"kid": rotate(session, get_settings()), "alg": "RS256"})
+        echo_json({"kid": rotate(session, get_settings()), "alg": "RS256"})
 
 
 @signing_keys_app.command("list")
@@ -99,7 +94,7 @@ def signing_keys_list() -> None:
 
     with _session() as session:
         for key in jwks(session)["keys"]:
-            _echo({"kid": key["kid"], "alg": key.get("alg"), "kty": key["kty"]})
+            echo_json({"kid": key["kid"], "alg": key.get("alg"), "kty": key["kty"]})
 
 
 @launch_app.command("create")
@@ -128,4 +123,4 @@ def launch_create(
             username=user,
             fhir_context=fhir_context,
         )
-    _echo(minted.as_json())
+    echo_json(minted.as_json())

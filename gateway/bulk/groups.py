@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from gateway.auth import known_clinics
 from gateway.core.config import Settings
 from gateway.core.errors import ConflictError, GatewayError, NotFoundError, bad_request, not_found
 from gateway.core.ids import identifier_system, resource_id
@@ -54,9 +55,7 @@ def create_group(
 ) -> GroupSummary:
     """An ad-hoc group of the clinic's patients, named by the clinic's own patient ids (external ids) or
     by their FHIR ids; every one must be a current Patient of the clinic."""
-    clinic = clinic_repo.get_clinic(session, slug=clinic_slug)
-    if clinic is None or clinic.id is None:
-        raise NotFoundError(f"clinic {clinic_slug} is not known")
+    clinic_pk = known_clinics.clinic_pk(session, clinic_slug)
     if not name.strip() or len(name) > NAME_MAX:
         raise GroupMembersError(f"group name: 1 to {NAME_MAX} characters")
     if not patients:
@@ -66,7 +65,7 @@ def create_group(
         raise ConflictError(f"group {group_id} exists")
     wanted = {p: resource_id(clinic_slug, "patients", p) for p in patients}
     candidates = [*wanted.values(), *patients]
-    found = repo.existing_patient_ids(session, clinic_pk=clinic.id, patient_ids=candidates)
+    found = repo.existing_patient_ids(session, clinic_pk=clinic_pk, patient_ids=candidates)
     members: list[str] = []
     unknown: list[str] = []
     for given, mapped in wanted.items():
@@ -80,7 +79,7 @@ def create_group(
         raise GroupMembersError(f"not patients of clinic {clinic_slug}: {', '.join(unknown[:10])}")
     row = repo.add_group(
         session,
-        group=BulkGroupRow(group_id=group_id, clinic_pk=clinic.id, name=name, created_at=utcnow()),
+        group=BulkGroupRow(group_id=group_id, clinic_pk=clinic_pk, name=name, created_at=utcnow()),
         patient_ids=members,
     )
     session.commit()

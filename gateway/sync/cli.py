@@ -6,7 +6,6 @@ never printed (``keys generate`` writes it to a file readable by its owner only)
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from gateway.cli import _engine, _session, operator_errors
+from gateway.cli import _engine, _session, echo_json, operator_errors
 from gateway.core.config import get_settings
 from gateway.core.logging import configure_logging
 
@@ -32,20 +31,10 @@ def register_commands(app: typer.Typer) -> None:
     app.command()(worker)
 
 
-def _echo(value: Any) -> None:
-    typer.echo(json.dumps(value, default=str))
-
-
 def _clinic_pk(session: Any, slug: str | None) -> int | None:
-    from gateway.core.errors import NotFoundError
-    from gateway.db.repositories.clinics import get_clinic
+    from gateway.auth.known_clinics import clinic_pk
 
-    if slug is None:
-        return None
-    clinic = get_clinic(session, slug=slug)
-    if clinic is None:
-        raise NotFoundError(f"no clinic {slug!r}")
-    return clinic.id
+    return None if slug is None else clinic_pk(session, slug)
 
 
 @connections_app.command("create")
@@ -82,7 +71,7 @@ def connections_create(
             push=[t.strip() for t in push.split(",") if t.strip()] if push else None,
             probe=probe,
         )
-        _echo(describe(row, clinic))
+        echo_json(describe(row, clinic))
 
 
 @connections_app.command("list")
@@ -96,7 +85,7 @@ def connections_list(clinic: Annotated[str | None, typer.Option(help="clinic slu
     with _session() as session:
         slugs = {c.id: c.slug for c in list_clinics(session)}
         for row in list_connections(session, clinic_pk=_clinic_pk(session, clinic)):
-            _echo(describe(row, slugs.get(row.clinic_pk)))
+            echo_json(describe(row, slugs.get(row.clinic_pk)))
 
 
 @connections_app.command("show")
@@ -109,7 +98,7 @@ def connections_show(
     from gateway.sync.connections import describe, find
 
     with _session() as session:
-        _echo(describe(find(session, clinic_slug=clinic, name=name), clinic))
+        echo_json(describe(find(session, clinic_slug=clinic, name=name), clinic))
 
 
 @connections_app.command("probe")
@@ -124,7 +113,7 @@ def connections_probe(
     with _session() as session:
         row = find(session, clinic_slug=clinic, name=name)
         probe_connection(session, get_settings(), row=row)
-        _echo(describe(row, clinic))
+        echo_json(describe(row, clinic))
 
 
 def _set_disabled(clinic: str, name: str, disabled: bool) -> None:
@@ -132,7 +121,7 @@ def _set_disabled(clinic: str, name: str, disabled: bool) -> None:
 
     with _session() as session:
         row = set_disabled(session, row=find(session, clinic_slug=clinic, name=name), disabled=disabled)
-        _echo(describe(row, clinic))
+        echo_json(describe(row, clinic))
 
 
 @connections_app.command("disable")
@@ -172,7 +161,7 @@ def keys_generate(
     descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(generated.private_pem)
-    _echo(generated.public_jwks)
+    echo_json(generated.public_jwks)
 
 
 @sync_app.command("status")
@@ -186,7 +175,7 @@ def sync_status(
 
     with _session() as session:
         for line in status(session, clinic_pk=_clinic_pk(session, clinic), name=connection):
-            _echo(line)
+            echo_json(line)
 
 
 @sync_app.command("dead-letters")
@@ -203,7 +192,7 @@ def sync_dead_letters(
         for line in dead_letters(
             session, clinic_pk=_clinic_pk(session, clinic), name=connection, limit=limit
         ):
-            _echo(line)
+            echo_json(line)
 
 
 @sync_app.command("replay")
@@ -219,7 +208,9 @@ def sync_replay(
     from gateway.sync.status import replay
 
     with _session() as session:
-        _echo({"replayed": replay(session, clinic_pk=_clinic_pk(session, clinic), name=connection, ids=id)})
+        echo_json(
+            {"replayed": replay(session, clinic_pk=_clinic_pk(session, clinic), name=connection, ids=id)}
+        )
 
 
 @operator_errors

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from gateway.auth import known_clinics
 from gateway.core.config import Settings
 from gateway.core.errors import ConflictError, NotFoundError
 from gateway.db.engine import Engine, Session, session_scope
@@ -68,9 +69,7 @@ def create_connection(
     """Checks the key loads and (``probe``) that the EHR answers discovery; commits the new connection.
 
     The background task then backfills every resource the clinic already has."""
-    clinic = clinic_repo.get_clinic(session, slug=clinic_slug)
-    if clinic is None or clinic.id is None:
-        raise NotFoundError(f"no clinic {clinic_slug!r}")
+    clinic_pk = known_clinics.clinic_pk(session, clinic_slug)
     if alg not in ALGORITHMS:
         raise ConnectionConfigError(f"alg must be one of {', '.join(ALGORITHMS)}")
     url = urlsplit(fhir_base)
@@ -83,11 +82,11 @@ def create_connection(
     ):
         raise ConnectionConfigError("--fhir-base must be https in production")
     load_private_key(alg=alg, path=private_key_file, env=private_key_env)
-    if sync_repo.get_connection(session, clinic_pk=clinic.id, name=name) is not None:
+    if sync_repo.get_connection(session, clinic_pk=clinic_pk, name=name) is not None:
         raise ConflictError(f"clinic {clinic_slug!r} already has a connection named {name!r}")
     now = utcnow()
     row = EhrConnectionRow(
-        clinic_pk=clinic.id,
+        clinic_pk=clinic_pk,
         name=name,
         fhir_base=fhir_base.rstrip("/"),
         client_id=client_id,

@@ -11,6 +11,7 @@ import pytest
 from fhir.resources.R4B.auditevent import AuditEvent
 from sqlalchemy import func, select
 from sqlmodel import Session
+from support.audit import token_entry
 from support.smart import IMPOSTOR, register_ehr_client, sign_assertion, token_form
 from typer.testing import CliRunner
 
@@ -208,20 +209,8 @@ def test_cli_audit_search(client, engine, database_url, monkeypatch) -> None:
 
 def test_recorder_writes_in_batches_and_flushes_on_close(engine, settings) -> None:
     recorder = AuditRecorder(engine, batch_size=50, interval_seconds=0.05)
-    server = events.Server(base_url=settings.base_url)
     for n in range(120):
-        recorder.record(
-            events.token_event(
-                server,
-                event_id=f"ev-{n}",
-                now=datetime.now(UTC),
-                client_id="c",
-                grant_type="client_credentials",
-                scope="system/*.rs",
-                error=None,
-                address="127.0.0.1",
-            )
-        )
+        recorder.record(token_entry(settings, event_id=f"ev-{n}"))
     recorder.close()
     assert recorder.written == 120
     with Session(engine) as session:
@@ -259,19 +248,9 @@ def test_middleware_classifies_fhir_requests(method, path, query, expected, pati
 
 def test_a_full_queue_refuses_on_the_event_loop_and_waits_elsewhere(engine, settings) -> None:
     recorder = AuditRecorder(engine, batch_size=10, interval_seconds=30, max_queued=2)
-    server = events.Server(base_url=settings.base_url)
 
     def event(n: int) -> events.AuditEntry:
-        return events.token_event(
-            server,
-            event_id=f"full-{n}",
-            now=datetime.now(UTC),
-            client_id="c",
-            grant_type="client_credentials",
-            scope="system/*.rs",
-            error=None,
-            address="127.0.0.1",
-        )
+        return token_entry(settings, event_id=f"full-{n}")
 
     try:
         assert recorder.try_record(event(0)) and recorder.try_record(event(1))

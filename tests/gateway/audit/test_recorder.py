@@ -5,28 +5,14 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
 
 import pytest
+from support.audit import token_entry
 from support.db_locks import hold_write_lock
 
-from gateway.audit import events
 from gateway.audit.recorder import AuditBackloggedError, AuditRecorder
 from gateway.core.config import Settings
 from gateway.db.engine import make_engine
-
-
-def entry(settings: Settings, n: int) -> events.AuditEntry:
-    return events.token_event(
-        events.Server(base_url=settings.base_url),
-        event_id=f"ev-{n}",
-        now=datetime.now(UTC),
-        client_id="c",
-        grant_type="client_credentials",
-        scope="system/*.rs",
-        error=None,
-        address="127.0.0.1",
-    )
 
 
 def test_close_returns_while_the_writer_waits_on_a_lock(settings: Settings, caplog) -> None:
@@ -36,7 +22,7 @@ def test_close_returns_while_the_writer_waits_on_a_lock(settings: Settings, capl
     try:
         with holder.connect() as held:
             hold_write_lock(held, "audit_event")
-            recorder.record(entry(settings, 1))
+            recorder.record(token_entry(settings, event_id="ev-1"))
             deadline = time.monotonic() + 30
             while len(recorder._queue):  # the writer took the event and is now waiting on the lock
                 assert time.monotonic() < deadline, "the audit writer never took the event"
@@ -59,6 +45,6 @@ def test_close_returns_while_the_writer_waits_on_a_lock(settings: Settings, capl
 def test_record_fails_when_the_queue_stays_full(engine, settings: Settings) -> None:
     recorder = AuditRecorder(engine, max_queued=1, put_timeout_seconds=0.1)
     recorder.close()  # no writer runs any more
-    recorder.record(entry(settings, 1))
+    recorder.record(token_entry(settings, event_id="ev-1"))
     with pytest.raises(AuditBackloggedError, match="stayed full"):
-        recorder.record(entry(settings, 2))
+        recorder.record(token_entry(settings, event_id="ev-2"))

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from support.db_locks import hold_write_lock
@@ -101,40 +105,42 @@ def _backend_pid(engine) -> int:  # type: ignore[no-untyped-def]
         return int(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar())
 
 
-def test_an_idle_connection_that_died_is_replaced(settings: Settings) -> None:
-    if not settings.database_url.startswith("postgresql"):
-        pytest.skip("the idle ping is PostgreSQL's (SQLite has no server connection to lose)")
-    engine = make_engine(settings.model_copy(update={"db_pool_size": 1, "db_ping_after_idle_seconds": 0}))
+@contextmanager
+def _idle_connection_killed(
+    settings: Settings, *, ping_after_idle_seconds: float
+) -> Iterator[tuple[Engine, int]]:
+    """An engine with a pool of one connection whose server process another engine terminated while it sat
+    idle in the pool; yields the engine and that dead backend's pid."""
+    engine = make_engine(
+        settings.model_copy(update={"db_pool_size": 1, "db_ping_after_idle_seconds": ping_after_idle_seconds})
+    )
     killer = make_engine(settings)
     try:
         pid = _backend_pid(engine)
         with killer.connect() as connection:
             connection.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
-        assert _backend_pid(engine) != pid  # the ping found it dead: a new connection, no error
+        yield engine, pid
     finally:
         engine.dispose()
         killer.dispose()
 
 
+@pytest.mark.backends("postgresql")  # the idle ping is PostgreSQL's (SQLite has no server connection to lose)
+def test_an_idle_connection_that_died_is_replaced(settings: Settings) -> None:
+    with _idle_connection_killed(settings, ping_after_idle_seconds=0) as (engine, pid):
+        assert _backend_pid(engine) != pid  # the ping found it dead: a new connection, no error
+
+
+@pytest.mark.backends("postgresql")  # the idle ping is PostgreSQL's
 def test_a_recently_used_connection_is_not_pinged(settings: Settings) -> None:
     """The documented trade-off: no ping within ``db_ping_after_idle_seconds`` of a connection's last use, so
     a server gone in between fails that one request (503 with Retry-After); the pool then replaces the connection."""
-    if not settings.database_url.startswith("postgresql"):
-        pytest.skip("the idle ping is PostgreSQL's")
-    engine = make_engine(settings.model_copy(update={"db_pool_size": 1, "db_ping_after_idle_seconds": 3600}))
-    killer = make_engine(settings)
-    try:
-        pid = _backend_pid(engine)
-        with killer.connect() as connection:
-            connection.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+    with _idle_connection_killed(settings, ping_after_idle_seconds=3600) as (engine, pid):
         with pytest.raises(DBAPIError) as lost:
             _backend_pid(engine)
         busy = busy_error(lost.value)  # answered as 503 with Retry-After, not 500
         assert busy is not None and busy.status_code == 503 and busy.headers == {"Retry-After": "1"}
         assert _backend_pid(engine) != pid
-    finally:
-        engine.dispose()
-        killer.dispose()
 
 
 def test_autocommit_reads_hold_no_transaction(settings: Settings) -> None:
