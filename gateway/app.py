@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
-from sqlalchemy.engine import Engine
 
 from gateway.audit.middleware import FhirAuditMiddleware
 from gateway.audit.recorder import AuditRecorder
@@ -22,7 +21,7 @@ from gateway.background import WorkerLoop, start_in_thread
 from gateway.clinic_api.routes import router as clinic_router
 from gateway.core.config import Settings, get_settings
 from gateway.core.errors import install_error_handlers
-from gateway.db.engine import DATABASE_ERRORS, busy_error, make_engine, ping
+from gateway.db.engine import DATABASE_ERRORS, Engine, busy_error, make_engine, ping
 from gateway.db.migrate import upgrade
 from gateway.fhir_api.bulk_routes import router as bulk_router
 from gateway.fhir_api.cached_answers import CachedAnswersMiddleware

@@ -18,23 +18,17 @@ A subscriber has ``changed(type, id)``, ``changed_everything()``, ``enable()`` a
 
 from __future__ import annotations
 
-import logging
 import threading
 import weakref
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from sqlalchemy import event
-from sqlalchemy.orm import Session as OrmSession
-
 from gateway.db.engine import Session
-
-log = logging.getLogger("gateway.store.changes")
+from gateway.db.notify import NotificationListener, defer_until_commit, on_commit
 
 CHANNEL = "kapgw_resource"
 #: the payload of a change that may have touched every resource (TRUNCATE)
 EVERYTHING = "*"
-_PENDING = "kapgw_changed_resources"
 
 
 class ChangeSubscriber(Protocol):
@@ -64,24 +58,18 @@ def unsubscribe(subscriber: ChangeSubscriber) -> None:
 
 def record(session: Session, keys: Iterable[tuple[str, str]]) -> None:
     """Resources the session's transaction wrote, told to the subscribers when it commits."""
-    session.info.setdefault(_PENDING, set()).update(keys)
+    defer_until_commit(session, keys)
 
 
-@event.listens_for(OrmSession, "after_commit")
-def _tell_committed(session: OrmSession) -> None:
-    pending = session.info.pop(_PENDING, None)
-    if not pending:
-        return
+def _tell_committed(keys: set[Any]) -> None:
     with _subscribers_lock:
         subscribers = list(_subscribers)
     for subscriber in subscribers:
-        for resource_type, resource_id in pending:
+        for resource_type, resource_id in keys:
             subscriber.changed(resource_type, resource_id)
 
 
-@event.listens_for(OrmSession, "after_rollback")
-def _forget_rolled_back(session: OrmSession) -> None:
-    session.info.pop(_PENDING, None)
+on_commit(_tell_committed)
 
 
 def apply_payload(subscriber: ChangeSubscriber, payload: str) -> None:
@@ -93,13 +81,9 @@ def apply_payload(subscriber: ChangeSubscriber, payload: str) -> None:
         subscriber.changed(resource_type, resource_id)
 
 
-class ChangeListener:
-    """LISTENs for the trigger's notifications in a daemon thread and tells ``subscriber``.
-
-    ``conninfo`` is a libpq URL (``postgresql://...``). The connection is checked every ``check_seconds``
-    (a round trip), so a connection that died silently is noticed within that time; a lost connection
-    disables the subscriber and is retried every ``retry_seconds``.
-    """
+class ChangeListener(NotificationListener):
+    """Tells ``subscriber`` of the trigger's notifications: enabled once listening, disabled when the
+    connection is lost (see :class:`gateway.db.notify.NotificationListener`)."""
 
     def __init__(
         self,
@@ -109,45 +93,13 @@ class ChangeListener:
         check_seconds: float = 5.0,
         retry_seconds: float = 1.0,
     ) -> None:
-        self.conninfo = conninfo
+        super().__init__(
+            conninfo,
+            CHANNEL,
+            payload=lambda text: apply_payload(subscriber, text),
+            listening=subscriber.enable,
+            lost=subscriber.disable,
+            check_seconds=check_seconds,
+            retry_seconds=retry_seconds,
+        )
         self.subscriber = subscriber
-        self.check_seconds = check_seconds
-        self.retry_seconds = retry_seconds
-        self.listening = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        #: the backend pid of the listening connection (for tests and diagnostics)
-        self.backend_pid: int | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="kapgw-change-listener", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        import psycopg
-
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5) as connection:
-                    connection.execute(f"LISTEN {CHANNEL}")
-                    self.backend_pid = connection.info.backend_pid
-                    self.subscriber.enable()
-                    self.listening.set()
-                    log.info("listening for store changes")
-                    while not self._stop.is_set():
-                        for notify in connection.notifies(timeout=self.check_seconds):
-                            apply_payload(self.subscriber, notify.payload)
-                        connection.execute("SELECT 1")
-            except Exception as error:  # any loss of the channel disables the cache
-                if not self._stop.is_set():
-                    log.warning("store change channel lost: %s", type(error).__name__)
-            finally:
-                self.listening.clear()
-                self.backend_pid = None
-                self.subscriber.disable()
-            self._stop.wait(self.retry_seconds)
