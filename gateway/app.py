@@ -71,7 +71,14 @@ def create_app(settings: Settings | None = None, *, migrate_sqlite: bool = True)
             audit.close()  # writes the audit events still queued
             engine.dispose()
 
-    app = FastAPI(title="KAP FHIR Gateway", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="KAP FHIR Gateway",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        # FastAPI's native OpenTelemetry looks up the global providers on every request; off unless asked for
+        telemetry=None if settings.opentelemetry else {"tracing": False, "metrics": False, "logs": False},
+    )
     app.state.settings = settings
     app.state.engine = engine
     app.state.audit = audit

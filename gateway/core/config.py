@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     db_lock_timeout_seconds: float = Field(default=10.0, gt=0)
     #: PostgreSQL statement_timeout in seconds (0 = none); a cancelled statement gets 503
     db_statement_timeout_seconds: float = Field(default=30.0, ge=0)
+    #: FastAPI's native OpenTelemetry (traces, metrics, logs to the globally configured providers)
+    opentelemetry: bool = False
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -25,7 +25,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.auth.scopes import ScopeSet
 from gateway.auth.service import Principal
@@ -78,6 +78,10 @@ class FhirAccess:
     patient_id: str | None = None
     #: who asked (for the audit trail)
     principal: Principal | None = None
+    #: rule() by (type, permission): a token's scopes do not change, and the AccessCache keeps this object
+    _rules: dict[tuple[str, str], list[Conjunction]] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     @classmethod
     def from_principal(cls, principal: Principal) -> FhirAccess:
@@ -105,6 +109,12 @@ class FhirAccess:
         return rule
 
     def rule(self, resource_type: str, permission: str = "r") -> list[Conjunction]:
+        found = self._rules.get((resource_type, permission))
+        if found is None:
+            found = self._rules[(resource_type, permission)] = self._rule(resource_type, permission)
+        return list(found)
+
+    def _rule(self, resource_type: str, permission: str) -> list[Conjunction]:
         rule: list[Conjunction] = []
         for scope in self.scopes.scopes:
             if not scope.covers(resource_type, permission):

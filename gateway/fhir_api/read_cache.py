@@ -18,11 +18,12 @@ scopes are part of it).
 
 The cache starts disabled and serves nothing until whoever tells it about changes is listening
 (:meth:`enable`); losing that channel disables and empties it (:meth:`disable`). ``ttl`` bounds how long an
-entry lives whatever happens, and ``max_bytes`` how much the entries hold (least recently used first out).
+entry lives whatever happens (75-100 % of it, jittered), and ``max_bytes`` how much the entries hold (least recently used first out).
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections import OrderedDict
@@ -86,6 +87,7 @@ class ReadCache:
         self.ttl = ttl
         self.clock = clock
         self.stats = CacheStats()
+        self._jitter = random.Random()
         self._lock = threading.Lock()
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._bytes = 0
@@ -174,8 +176,11 @@ class ReadCache:
             old = self._entries.pop(key, None)
             if old is not None:
                 self._bytes -= old.size
+            # a jittered lifetime (75-100 % of ttl): answers kept together do not all expire together,
+            # which would send them to the database at once (a stampede on every ttl)
+            lifetime = self.ttl * (0.75 + 0.25 * self._jitter.random())
             self._entries[key] = _Entry(
-                value, size, depends_on, self._stamp(depends_on), self.clock() + self.ttl
+                value, size, depends_on, self._stamp(depends_on), self.clock() + lifetime
             )
             self._bytes += size
             while self._bytes > self.max_bytes:
