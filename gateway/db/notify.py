@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -21,6 +22,8 @@ from sqlalchemy.orm import Session as OrmSession
 log = logging.getLogger("gateway.db.notify")
 
 _DEFERRED = "kapgw_deferred_until_commit"
+#: longest the listener thread waits for notifications before it looks whether it is to stop
+WAKE_SECONDS = 0.1
 _commit_hooks: list[Callable[[set[Any]], None]] = []
 
 
@@ -52,7 +55,8 @@ class NotificationListener:
     ``payload(text)`` for each notification; ``listening()`` once LISTEN is in place (after every
     reconnect too); ``lost()`` when the connection ends. The connection is checked every ``check_seconds``
     (a round trip), so one that died silently is noticed within that time; a lost one is retried every
-    ``retry_seconds``.
+    ``retry_seconds``. The thread waits for notifications at most :data:`WAKE_SECONDS` at a time, so
+    :meth:`stop` returns within about that long.
     """
 
     def __init__(
@@ -99,10 +103,13 @@ class NotificationListener:
                     self.on_listening()
                     self.listening.set()
                     log.info("listening on %s", self.channel)
+                    checked = time.monotonic()
                     while not self._stop.is_set():
-                        for notify in connection.notifies(timeout=self.check_seconds):
+                        for notify in connection.notifies(timeout=WAKE_SECONDS):
                             self.on_payload(notify.payload)
-                        connection.execute("SELECT 1")
+                        if time.monotonic() - checked >= self.check_seconds:
+                            connection.execute("SELECT 1")
+                            checked = time.monotonic()
             except Exception as error:  # any loss of the connection
                 if not self._stop.is_set():
                     log.warning("lost the %s channel: %s", self.channel, type(error).__name__)

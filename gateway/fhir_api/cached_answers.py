@@ -79,6 +79,7 @@ class CachedAnswersMiddleware:
                     segments[0],
                     params,
                     strict=strict(prefer.decode("latin-1") if prefer else None),
+                    count_miss=False,  # the route asks again
                 )
                 if bundle is None:
                     return None

@@ -140,18 +140,19 @@ class ReadCache:
             return None
         return Snapshot(self._epoch, self._changes)
 
-    def get(self, key: Hashable) -> Any:
-        """The value kept for ``key`` while still valid, else None."""
+    def get(self, key: Hashable, *, count_miss: bool = True) -> Any:
+        """The value kept for ``key`` while still valid, else None. ``count_miss=False``: the caller asks
+        again on a miss (the middleware before the route), so the miss is counted once, by that second ask."""
         if not self._enabled:
             return None
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
-                self.stats.misses += 1
+                self.stats.misses += count_miss
                 return None
             if entry.expires <= self.clock() or entry.stamp != self._stamp(entry.depends_on):
                 self._drop(key, entry)
-                self.stats.misses += 1
+                self.stats.misses += count_miss
                 return None
             self._entries.move_to_end(key)
             self.stats.hits += 1

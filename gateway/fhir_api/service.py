@@ -155,10 +155,10 @@ def read_cached(cache: ReadCache, access: FhirAccess, resource_type: str, resour
     """``read`` answered from the read cache, or None (ask the database: not cached, or a token whose
     scopes constrain the type, which only the search index can check). The same answers as
     :func:`read_resource`: 403 outside the scopes, 404 outside the token's clinics, 410 when deleted."""
-    if resource_type not in STORED_TYPES:
+    if resource_type not in STORED_TYPES or access.require(resource_type, "r") != [()]:
         return None
-    row = cache.get(read_key(resource_type, resource_id))
-    if row is None or access.require(resource_type, "r") != [()]:
+    row = cache.get(read_key(resource_type, resource_id), count_miss=False)  # the route asks again
+    if row is None:
         return None
     if row.clinic_pk not in access.clinic_pks:
         raise not_found(resource_type, resource_id)
@@ -387,12 +387,14 @@ def search_cached(
     params: Sequence[tuple[str, str]],
     *,
     strict: bool,
+    count_miss: bool = True,
 ) -> bytes | None:
     """A search's Bundle from the read cache (kept by :func:`search_type` for the same request and token
     grants), or None."""
     if resource_type not in STORED_TYPES:
         return None
-    found: bytes | None = cache.get(search_key(resource_type, params, strict, access))
+    key = search_key(resource_type, params, strict, access)
+    found: bytes | None = cache.get(key, count_miss=count_miss)
     return found
 
 
