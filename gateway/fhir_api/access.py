@@ -159,17 +159,18 @@ class AccessCache:
 
     def peek(self, authorization: str) -> FhirAccess | None:
         """What the token resolved to within ``ttl``, or None (no lookup)."""
-        found = self._entries.get(self.key(authorization))
-        if found is not None and found[0] > self.clock():
-            return found[1]
-        return None
+        return self._fresh(self.key(authorization), self.clock())
+
+    def _fresh(self, key: str, now: float) -> FhirAccess | None:
+        found = self._entries.get(key)
+        return found[1] if found is not None and found[0] > now else None
 
     def get(self, authorization: str, resolve: Callable[[], FhirAccess]) -> FhirAccess:
         key = self.key(authorization)
         now = self.clock()
-        found = self._entries.get(key)
-        if found is not None and found[0] > now:
-            return found[1]
+        found = self._fresh(key, now)
+        if found is not None:
+            return found
         access = resolve()  # raises for a bad token or a token that may not use /fhir: nothing is cached
         with self._lock:
             if len(self._entries) >= self.size:
